@@ -1,1 +1,26 @@
-//! stub
+//! The clawnet hub: identity, rooms, chat, cursors and replay, presence.
+//!
+//! Pure domain logic over two traits, [`store::Store`] (state) and
+//! [`bus::Bus`] (fan-out); no HTTP in here. The server crate turns frames and
+//! requests into calls of [`Hub`] and its errors into HTTP statuses and
+//! protocol codes.
+
+pub mod bus;
+pub mod chat;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod fanout;
+pub mod frames;
+pub mod hub;
+pub mod mentions;
+pub mod msgid;
+pub mod presence;
+pub mod rooms;
+pub mod sessions;
+pub mod store;
+pub mod tokens;
+
+pub use config::HubConfig;
+pub use error::{Error, Result};
+pub use hub::{Hub, HubBuilder, IssuedToken};

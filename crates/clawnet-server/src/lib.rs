@@ -1,1 +1,74 @@
-//! stub
+//! The HTTP and WebSocket surfaces of the hub.
+//!
+//! [`router`] builds the axum app over an [`AppState`]; [`serve`] runs it on
+//! a listener until a shutdown signal, then closes agent connections with a
+//! `disconnecting` event. The binary only parses configuration, binds and
+//! calls these, so tests run the same server on an ephemeral port.
+
+mod auth;
+pub mod errors;
+mod methods;
+mod rest;
+mod ws;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use clawnet_core::Hub;
+use tokio::net::TcpListener;
+
+/// Settings of the surfaces (the hub has its own, in [`clawnet_core::HubConfig`]).
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Browser origins (the `Origin` header) allowed to open `/ws`, besides
+    /// the hub's own. Requests without `Origin` (non-browser agents) pass.
+    pub allowed_origins: Vec<String>,
+    /// Largest WebSocket message or REST body accepted, in bytes. Larger
+    /// WebSocket messages close the connection (code 1009); payload limits
+    /// below this are answered with `too_large` and the connection lives.
+    pub max_frame_bytes: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            max_frame_bytes: 64 * 1024 + 16 * 1024,
+        }
+    }
+}
+
+/// What every handler gets.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The hub.
+    pub hub: Hub,
+    /// Surface settings.
+    pub opts: Arc<ServerOptions>,
+}
+
+/// The whole HTTP app: REST v1, the predecessor's aliases, `/ws`, health.
+pub fn router(state: AppState) -> Router {
+    rest::routes()
+        .route("/ws", axum::routing::get(ws::upgrade))
+        .with_state(state)
+}
+
+/// Serve until `shutdown` resolves, then ask every agent connection to
+/// reconnect elsewhere and wait for the connections to finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let hub = state.hub.clone();
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            hub.close_all("shutdown", "the hub is shutting down; reconnect shortly");
+        })
+        .await
+}

@@ -1,0 +1,230 @@
+//! A small helper for the hub's REST surface (`/api/v1/…`).
+
+use std::fmt;
+use std::time::Duration;
+
+use clawnet_proto::methods::{HistoryResult, PresenceList, RoomList, SendParams, SendResult};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::{http_error, ClientError};
+use crate::urls::http_base;
+
+/// The API prefix every REST route lives under.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// A REST client bound to one hub and one agent token.
+#[derive(Clone)]
+pub struct Rest {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+// Hand-written so the token never ends up in a log line.
+impl fmt::Debug for Rest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rest")
+            .field("base", &self.base)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Rest {
+    /// A client for the hub at `base_url` (`http(s)://host[:port]`; a
+    /// `ws(s)://` URL is accepted too), authenticating with `token`.
+    pub fn new(base_url: &str, token: impl Into<String>) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        Ok(Self {
+            http,
+            base: http_base(base_url)?,
+            token: token.into(),
+        })
+    }
+
+    /// The full URL of `path`: a path starting with `/api/` is taken as it is,
+    /// anything else is relative to `/api/v1` (so `/rooms` and
+    /// `/api/v1/rooms` are the same).
+    pub fn url(&self, path: &str) -> String {
+        let path = path.trim_start_matches('/');
+        if path.starts_with("api/") {
+            format!("{}/{path}", self.base)
+        } else {
+            format!("{}{API_PREFIX}/{path}", self.base)
+        }
+    }
+
+    /// `GET path`, decoding a 2xx body as `T`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let request = self.http.get(self.url(path));
+        let (_, value) = self.execute(request).await?;
+        Ok(value)
+    }
+
+    /// `POST path` with a JSON body, returning the status (201 and 200 can
+    /// mean different things, such as a new message versus a duplicate) and
+    /// the decoded body.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+    ) -> Result<(u16, T), ClientError> {
+        let request = self.http.post(self.url(path)).json(body);
+        self.execute(request).await
+    }
+
+    /// `POST /agents`: create an agent (master only). Returns the agent as
+    /// the hub shows it and its new token (shown only this once).
+    pub async fn create_agent(
+        &self,
+        agent_id: &str,
+        handle: &str,
+        role: &str,
+    ) -> Result<(Value, String), ClientError> {
+        #[derive(Deserialize)]
+        struct Created {
+            agent: Value,
+            token: String,
+        }
+        let body = json!({ "agent_id": agent_id, "handle": handle, "role": role });
+        let (_, created): (u16, Created) = self.post("/agents", &body).await?;
+        Ok((created.agent, created.token))
+    }
+
+    /// `POST /messages`: send a chat message. The status is 201 for a new
+    /// message and 200 for a recognised retry (`duplicate: true`).
+    pub async fn send(&self, params: &SendParams) -> Result<(u16, SendResult), ClientError> {
+        self.post("/messages", params).await
+    }
+
+    /// `GET /rooms/{room}/history`.
+    pub async fn history(
+        &self,
+        room: &str,
+        after_seq: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<HistoryResult, ClientError> {
+        let mut query = Vec::new();
+        if let Some(after_seq) = after_seq {
+            query.push(format!("after_seq={after_seq}"));
+        }
+        if let Some(limit) = limit {
+            query.push(format!("limit={limit}"));
+        }
+        let mut path = format!("/rooms/{}/history", encode_segment(room));
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        self.get(&path).await
+    }
+
+    /// `GET /rooms`: rooms visible to this agent.
+    pub async fn rooms(&self) -> Result<RoomList, ClientError> {
+        self.get("/rooms").await
+    }
+
+    /// `POST /rooms`: create a named room.
+    pub async fn create_room(&self, name: &str, private: bool) -> Result<Value, ClientError> {
+        let body = json!({ "name": name, "private": private });
+        let (_, value) = self.post("/rooms", &body).await?;
+        Ok(value)
+    }
+
+    /// `POST /rooms/{room}/join`.
+    pub async fn join_room(&self, room: &str) -> Result<Value, ClientError> {
+        let path = format!("/rooms/{}/join", encode_segment(room));
+        let (_, value) = self.post(&path, &json!({})).await?;
+        Ok(value)
+    }
+
+    /// `POST /rooms/{room}/leave`.
+    pub async fn leave_room(&self, room: &str) -> Result<Value, ClientError> {
+        let path = format!("/rooms/{}/leave", encode_segment(room));
+        let (_, value) = self.post(&path, &json!({})).await?;
+        Ok(value)
+    }
+
+    /// `GET /presence`: everyone's presence.
+    pub async fn presence(&self) -> Result<PresenceList, ClientError> {
+        self.get("/presence").await
+    }
+
+    /// `POST /handles`: change an agent's handle.
+    pub async fn set_handle(&self, agent_id: &str, handle: &str) -> Result<Value, ClientError> {
+        let body = json!({ "agent_id": agent_id, "handle": handle });
+        let (_, value) = self.post("/handles", &body).await?;
+        Ok(value)
+    }
+
+    async fn execute<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(u16, T), ClientError> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        if !(200..300).contains(&status) {
+            return Err(http_error(status, &body));
+        }
+        // An empty 2xx body (204) reads as JSON null, so `Value` and `()`
+        // callers work.
+        let body: &[u8] = if body.is_empty() { b"null" } else { &body };
+        let value = serde_json::from_slice(body).map_err(|e| {
+            ClientError::Protocol(format!("unexpected response body (HTTP {status}): {e}"))
+        })?;
+        Ok((status, value))
+    }
+}
+
+/// Percent-encode one path segment. Room keys are mostly plain, but DM keys
+/// contain `:`, which is legal in a path yet best not left to chance.
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_relative_to_the_api_prefix() {
+        let rest = Rest::new("http://h:3000/", "t").expect("client");
+        assert_eq!(rest.url("/rooms"), "http://h:3000/api/v1/rooms");
+        assert_eq!(rest.url("rooms"), "http://h:3000/api/v1/rooms");
+        assert_eq!(rest.url("/api/v1/rooms"), "http://h:3000/api/v1/rooms");
+        assert_eq!(rest.url("/api/v2/x"), "http://h:3000/api/v2/x");
+    }
+
+    #[test]
+    fn dm_keys_are_encoded_in_paths() {
+        assert_eq!(encode_segment("dm:amy:zed"), "dm%3Aamy%3Azed");
+        assert_eq!(encode_segment("dev-room.1"), "dev-room.1");
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let rest = Rest::new("http://h", "secret-token").expect("client");
+        assert!(!format!("{rest:?}").contains("secret-token"));
+    }
+}

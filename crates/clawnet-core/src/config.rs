@@ -1,0 +1,53 @@
+//! Limits and timings of the hub, with the defaults of SPEC §3–4.
+
+/// Hub settings. Loaded and validated by the binary; tests build it directly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubConfig {
+    /// Largest chat payload, as serialized JSON, in bytes.
+    pub max_payload_bytes: usize,
+    /// Deepest JSON nesting accepted in a payload.
+    pub max_json_depth: usize,
+    /// Messages kept per room by the in-memory store.
+    pub retention_messages: u32,
+    /// A retried send with the same dedupe key inside this window is answered
+    /// with the original.
+    pub dedupe_window_ms: u64,
+    /// Most dedupe keys remembered at once (oldest forgotten first).
+    pub dedupe_max_entries: usize,
+    /// Frames queued per connection before it is cut off as a slow consumer.
+    pub outbound_queue: usize,
+    /// No request for this long makes an agent `idle`.
+    pub idle_after_ms: u64,
+    /// Clients should send a frame at least this often.
+    pub heartbeat_interval_ms: u64,
+    /// No frame for this long closes the connection (agent goes `offline`).
+    pub heartbeat_timeout_ms: u64,
+    /// A connection must send `connect` within this time.
+    pub handshake_timeout_ms: u64,
+    /// One typing event per agent and room per this interval.
+    pub typing_min_interval_ms: u64,
+    /// Largest `limit` accepted by history reads.
+    pub history_max_limit: u32,
+    /// How often presence, heartbeats and expiring state are checked.
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            max_payload_bytes: 64 * 1024,
+            max_json_depth: 32,
+            retention_messages: 1000,
+            dedupe_window_ms: 10 * 60 * 1000,
+            dedupe_max_entries: 100_000,
+            outbound_queue: 1024,
+            idle_after_ms: 5 * 60 * 1000,
+            heartbeat_interval_ms: 15_000,
+            heartbeat_timeout_ms: 45_000,
+            handshake_timeout_ms: 10_000,
+            typing_min_interval_ms: 500,
+            history_max_limit: 1000,
+            sweep_interval_ms: 1000,
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! The default store: everything in process memory, nothing to install.
+//!
+//! Locks are `parking_lot` mutexes held for a few map operations and never
+//! across an `.await`. Room logs have a lock each so sends to different rooms
+//! do not contend; the dedupe table is sharded for the same reason.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use clawnet_proto::Envelope;
+use parking_lot::{Mutex, RwLock};
+
+use super::{
+    AgentRecord, Appended, AppendLimits, AuditEntry, AuditFilter, HistoryPage, MessageDraft,
+    RoomRecord, Store, TokenRecord,
+};
+use crate::error::{Error, Result};
+
+const DEDUPE_SHARDS: usize = 16;
+/// The memory store keeps this many audit entries; older ones fall off (the
+/// durable stores keep them all).
+const AUDIT_KEEP: usize = 100_000;
+
+#[derive(Debug, Default)]
+struct Identity {
+    agents: BTreeMap<String, AgentRecord>,
+    handles: HashMap<String, String>,
+    tokens: HashMap<String, TokenRecord>,
+}
+
+#[derive(Debug, Default)]
+struct RoomLog {
+    msgs: VecDeque<Arc<Envelope>>,
+    last_seq: u64,
+}
+
+impl RoomLog {
+    fn first_seq(&self) -> u64 {
+        self.msgs.front().map_or(0, |m| m.seq)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Membership {
+    by_room: HashMap<String, BTreeSet<String>>,
+    by_agent: HashMap<String, BTreeSet<String>>,
+}
+
+type DedupeKey = (String, String);
+
+#[derive(Debug, Default)]
+struct DedupeShard {
+    map: HashMap<DedupeKey, (u64, Arc<Envelope>)>,
+    order: VecDeque<(u64, DedupeKey)>,
+}
+
+impl DedupeShard {
+    fn expire(&mut self, now: u64, limits: AppendLimits, cap: usize) {
+        while let Some((ts, _)) = self.order.front() {
+            let old = now.saturating_sub(*ts) >= limits.dedupe_window_ms;
+            if !old && self.order.len() <= cap {
+                break;
+            }
+            if let Some((ts, key)) = self.order.pop_front() {
+                // Only drop the map entry if it is the one this order slot made.
+                if self.map.get(&key).is_some_and(|(t, _)| *t == ts) {
+                    self.map.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// In-memory [`Store`]. Retention is by count per room.
+#[derive(Debug)]
+pub struct MemoryStore {
+    identity: RwLock<Identity>,
+    rooms: RwLock<BTreeMap<String, RoomRecord>>,
+    logs: RwLock<HashMap<String, Arc<Mutex<RoomLog>>>>,
+    members: RwLock<Membership>,
+    dedupe: Vec<Mutex<DedupeShard>>,
+    cursors: Mutex<HashMap<String, HashMap<String, u64>>>,
+    audit: Mutex<(u64, VecDeque<AuditEntry>)>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self {
+            identity: RwLock::default(),
+            rooms: RwLock::default(),
+            logs: RwLock::default(),
+            members: RwLock::default(),
+            dedupe: (0..DEDUPE_SHARDS).map(|_| Mutex::default()).collect(),
+            cursors: Mutex::default(),
+            audit: Mutex::default(),
+        }
+    }
+
+    fn log(&self, room: &str) -> Arc<Mutex<RoomLog>> {
+        if let Some(l) = self.logs.read().get(room) {
+            return l.clone();
+        }
+        self.logs.write().entry(room.to_owned()).or_default().clone()
+    }
+
+    fn shard(&self, key: &DedupeKey) -> &Mutex<DedupeShard> {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        &self.dedupe[(h.finish() as usize) % DEDUPE_SHARDS]
+    }
+
+    fn push(log: &Mutex<RoomLog>, draft: MessageDraft, retention: u32) -> Arc<Envelope> {
+        let mut log = log.lock();
+        log.last_seq += 1;
+        let env = Arc::new(draft.into_envelope(log.last_seq));
+        log.msgs.push_back(env.clone());
+        while log.msgs.len() > retention.max(1) as usize {
+            log.msgs.pop_front();
+        }
+        env
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn insert_agent(&self, agent: AgentRecord) -> Result<()> {
+        let mut id = self.identity.write();
+        if id.agents.contains_key(&agent.agent_id) {
+            return Err(Error::conflict(format!("agent id '{}' is taken", agent.agent_id)));
+        }
+        let handle = agent.handle.to_ascii_lowercase();
+        if id.handles.contains_key(&handle) {
+            return Err(Error::conflict(format!("handle '{handle}' is taken")));
+        }
+        id.handles.insert(handle, agent.agent_id.clone());
+        id.agents.insert(agent.agent_id.clone(), agent);
+        Ok(())
+    }
+
+    async fn get_agent(&self, agent_id: &str) -> Result<Option<AgentRecord>> {
+        Ok(self.identity.read().agents.get(agent_id).cloned())
+    }
+
+    async fn find_agent_by_handle(&self, handle: &str) -> Result<Option<AgentRecord>> {
+        let id = self.identity.read();
+        Ok(id
+            .handles
+            .get(&handle.to_ascii_lowercase())
+            .and_then(|a| id.agents.get(a))
+            .cloned())
+    }
+
+    async fn list_agents(&self) -> Result<Vec<AgentRecord>> {
+        Ok(self.identity.read().agents.values().cloned().collect())
+    }
+
+    async fn set_handle(&self, agent_id: &str, handle: &str) -> Result<String> {
+        let handle = handle.to_ascii_lowercase();
+        let mut id = self.identity.write();
+        let Some(old) = id.agents.get(agent_id).map(|a| a.handle.clone()) else {
+            return Err(Error::not_found(format!("no agent '{agent_id}'")));
+        };
+        match id.handles.get(&handle) {
+            Some(holder) if holder != agent_id => {
+                return Err(Error::conflict(format!("handle '{handle}' is taken")))
+            }
+            _ => {}
+        }
+        id.handles.remove(&old);
+        id.handles.insert(handle.clone(), agent_id.to_owned());
+        if let Some(a) = id.agents.get_mut(agent_id) {
+            a.handle = handle;
+        }
+        Ok(old)
+    }
+
+    async fn insert_token(&self, token: TokenRecord) -> Result<()> {
+        self.identity.write().tokens.insert(token.hash.clone(), token);
+        Ok(())
+    }
+
+    async fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        Ok(self.identity.read().tokens.get(hash).cloned())
+    }
+
+    async fn list_tokens(&self, agent_id: &str) -> Result<Vec<TokenRecord>> {
+        let mut v: Vec<_> = self
+            .identity
+            .read()
+            .tokens
+            .values()
+            .filter(|t| t.agent_id == agent_id)
+            .cloned()
+            .collect();
+        v.sort_by_key(|t| t.created_at);
+        Ok(v)
+    }
+
+    async fn revoke_tokens(&self, agent_id: &str, token_id: Option<&str>) -> Result<Vec<String>> {
+        let mut id = self.identity.write();
+        let mut revoked = Vec::new();
+        id.tokens.retain(|_, t| {
+            let hit = t.agent_id == agent_id && token_id.is_none_or(|tid| tid == t.token_id);
+            if hit {
+                revoked.push(t.token_id.clone());
+            }
+            !hit
+        });
+        Ok(revoked)
+    }
+
+    async fn create_room(&self, room: RoomRecord) -> Result<()> {
+        let mut rooms = self.rooms.write();
+        if rooms.contains_key(&room.name) {
+            return Err(Error::conflict(format!("room '{}' exists", room.name)));
+        }
+        rooms.insert(room.name.clone(), room);
+        Ok(())
+    }
+
+    async fn get_room(&self, name: &str) -> Result<Option<RoomRecord>> {
+        Ok(self.rooms.read().get(name).cloned())
+    }
+
+    async fn list_rooms(&self) -> Result<Vec<RoomRecord>> {
+        Ok(self.rooms.read().values().cloned().collect())
+    }
+
+    async fn add_member(&self, room: &str, agent_id: &str) -> Result<bool> {
+        let mut m = self.members.write();
+        let added = m
+            .by_room
+            .entry(room.to_owned())
+            .or_default()
+            .insert(agent_id.to_owned());
+        m.by_agent
+            .entry(agent_id.to_owned())
+            .or_default()
+            .insert(room.to_owned());
+        Ok(added)
+    }
+
+    async fn remove_member(&self, room: &str, agent_id: &str) -> Result<bool> {
+        let mut m = self.members.write();
+        let removed = m.by_room.get_mut(room).is_some_and(|s| s.remove(agent_id));
+        if let Some(s) = m.by_agent.get_mut(agent_id) {
+            s.remove(room);
+        }
+        Ok(removed)
+    }
+
+    async fn members(&self, room: &str) -> Result<Vec<String>> {
+        Ok(self
+            .members
+            .read()
+            .by_room
+            .get(room)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn is_member(&self, room: &str, agent_id: &str) -> Result<bool> {
+        Ok(self
+            .members
+            .read()
+            .by_room
+            .get(room)
+            .is_some_and(|s| s.contains(agent_id)))
+    }
+
+    async fn rooms_of(&self, agent_id: &str) -> Result<Vec<String>> {
+        Ok(self
+            .members
+            .read()
+            .by_agent
+            .get(agent_id)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn append_message(&self, draft: MessageDraft, limits: AppendLimits) -> Result<Appended> {
+        let log = self.log(&draft.room);
+        let Some(key) = draft.dedupe_key.clone() else {
+            return Ok(Appended::New(Self::push(&log, draft, limits.retention)));
+        };
+        let key = (draft.from_id.clone(), key);
+        let now = draft.ts;
+        let cap = (limits.dedupe_max_entries / DEDUPE_SHARDS).max(1);
+        // The shard lock is held across the append so two concurrent retries
+        // with the same key cannot both store.
+        let mut shard = self.shard(&key).lock();
+        shard.expire(now, limits, cap);
+        if let Some((_, env)) = shard.map.get(&key) {
+            return Ok(Appended::Duplicate(env.clone()));
+        }
+        let env = Self::push(&log, draft, limits.retention);
+        shard.order.push_back((now, key.clone()));
+        shard.map.insert(key, (now, env.clone()));
+        shard.expire(now, limits, cap);
+        Ok(Appended::New(env))
+    }
+
+    async fn history(&self, room: &str, after_seq: u64, limit: usize) -> Result<HistoryPage> {
+        let Some(log) = self.logs.read().get(room).cloned() else {
+            return Ok(HistoryPage::default());
+        };
+        let log = log.lock();
+        let first = log.first_seq();
+        let start = if first == 0 {
+            log.msgs.len()
+        } else {
+            (after_seq + 1).saturating_sub(first) as usize
+        };
+        let messages: Vec<_> = log.msgs.iter().skip(start).take(limit).cloned().collect();
+        let has_more = start.saturating_add(messages.len()) < log.msgs.len();
+        Ok(HistoryPage {
+            messages,
+            first_available_seq: first,
+            last_seq: log.last_seq,
+            has_more,
+        })
+    }
+
+    async fn last_seq(&self, room: &str) -> Result<u64> {
+        Ok(self
+            .logs
+            .read()
+            .get(room)
+            .map_or(0, |l| l.lock().last_seq))
+    }
+
+    async fn advance_cursor(&self, agent_id: &str, room: &str, seq: u64) -> Result<u64> {
+        let mut c = self.cursors.lock();
+        let slot = c
+            .entry(agent_id.to_owned())
+            .or_default()
+            .entry(room.to_owned())
+            .or_insert(0);
+        *slot = (*slot).max(seq);
+        Ok(*slot)
+    }
+
+    async fn cursors(&self, agent_id: &str) -> Result<HashMap<String, u64>> {
+        Ok(self.cursors.lock().get(agent_id).cloned().unwrap_or_default())
+    }
+
+    async fn append_audit(&self, mut entry: AuditEntry) -> Result<AuditEntry> {
+        let mut a = self.audit.lock();
+        a.0 += 1;
+        entry.id = a.0;
+        a.1.push_back(entry.clone());
+        while a.1.len() > AUDIT_KEEP {
+            a.1.pop_front();
+        }
+        Ok(entry)
+    }
+
+    async fn list_audit(&self, filter: AuditFilter) -> Result<Vec<AuditEntry>> {
+        let a = self.audit.lock();
+        let hits: Vec<_> = a
+            .1
+            .iter()
+            .filter(|e| filter.kind.as_ref().is_none_or(|k| &e.kind == k))
+            .filter(|e| filter.actor.as_ref().is_none_or(|k| &e.actor == k))
+            .filter(|e| filter.since_ms.is_none_or(|s| e.ts >= s))
+            .collect();
+        let skip = hits.len().saturating_sub(filter.limit);
+        Ok(hits.into_iter().skip(skip).cloned().collect())
+    }
+}

@@ -1,0 +1,245 @@
+//! The `Store` trait: everything the hub keeps, behind one object-safe trait.
+//!
+//! The hub calls the store after validating and authorizing, and acknowledges
+//! a mutation only after the store returned from it; a durable backend must
+//! therefore return only once the change is committed. Implementations must be
+//! safe to call from many tasks at once.
+
+pub mod memory;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use clawnet_proto::{Envelope, Role, RoomKind, ToType};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::Result;
+
+pub use memory::MemoryStore;
+
+/// A registered agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    /// Stable id.
+    pub agent_id: String,
+    /// Current handle, stored lower-case (handles compare case-insensitively).
+    pub handle: String,
+    /// Role.
+    pub role: Role,
+    /// Registration time, ms since the epoch.
+    pub created_at: u64,
+    /// Who registered it (`None` for the bootstrap master).
+    pub created_by: Option<String>,
+}
+
+/// One bearer token of an agent, as stored (never the token itself).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Short id used to revoke this token.
+    pub token_id: String,
+    /// Owner.
+    pub agent_id: String,
+    /// SHA-256 hex of the token.
+    pub hash: String,
+    /// Issue time, ms since the epoch.
+    pub created_at: u64,
+}
+
+/// A room (named room or DM; `global` is implicit and never stored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomRecord {
+    /// Room key.
+    pub name: String,
+    /// `room` or `dm`.
+    pub kind: RoomKind,
+    /// Private rooms and DMs are visible to members, master and warden only.
+    pub private: bool,
+    /// Creator.
+    pub created_by: Option<String>,
+    /// Creation time, ms since the epoch.
+    pub created_at: u64,
+    /// Per-room override of the retention limit (messages kept).
+    pub retention: Option<u32>,
+}
+
+/// A message about to be stored; the store assigns `seq`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageDraft {
+    /// Server-assigned id.
+    pub id: String,
+    /// Acceptance time.
+    pub ts: u64,
+    /// Sender id.
+    pub from_id: String,
+    /// Sender handle.
+    pub from_handle: String,
+    /// Addressing kind.
+    pub to_type: ToType,
+    /// Room key.
+    pub room: String,
+    /// Content.
+    pub payload: Map<String, Value>,
+    /// Sender's idempotency key.
+    pub dedupe_key: Option<String>,
+    /// Thread id.
+    pub thread_id: Option<String>,
+    /// Replied-to message id.
+    pub reply_to: Option<String>,
+    /// Mentioned agent ids.
+    pub mentions: Vec<String>,
+}
+
+impl MessageDraft {
+    /// The envelope this draft becomes once given `seq`.
+    pub fn into_envelope(self, seq: u64) -> Envelope {
+        Envelope {
+            id: self.id,
+            seq,
+            ts: self.ts,
+            from_id: self.from_id,
+            from_handle: self.from_handle,
+            to_type: self.to_type,
+            to_id: self.room,
+            payload: self.payload,
+            dedupe_key: self.dedupe_key,
+            thread_id: self.thread_id,
+            reply_to: self.reply_to,
+            mentions: self.mentions,
+        }
+    }
+}
+
+/// Limits the store applies while appending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendLimits {
+    /// A `(from_id, dedupe_key)` seen less than this long ago is a duplicate.
+    pub dedupe_window_ms: u64,
+    /// Most dedupe keys kept; the oldest are forgotten first beyond this.
+    pub dedupe_max_entries: usize,
+    /// Messages kept per room (for stores that retain by count).
+    pub retention: u32,
+}
+
+/// The outcome of an append.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Appended {
+    /// Stored under a new `seq`.
+    New(Arc<Envelope>),
+    /// A retry of an earlier send inside the dedupe window: the original.
+    Duplicate(Arc<Envelope>),
+}
+
+/// One page of a room's history.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HistoryPage {
+    /// Messages, oldest first.
+    pub messages: Vec<Arc<Envelope>>,
+    /// Oldest `seq` still kept (0 when empty).
+    pub first_available_seq: u64,
+    /// Newest `seq` (0 when empty).
+    pub last_seq: u64,
+    /// Whether messages after the last returned one exist.
+    pub has_more: bool,
+}
+
+/// An audit entry (SPEC §6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Position in the trail, assigned by the store (1, 2, …).
+    #[serde(default)]
+    pub id: u64,
+    /// Time, ms since the epoch.
+    pub ts: u64,
+    /// Category, e.g. `identity`, `auth`, `chat`, `policy`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Who did it (agent id, or the remote address for failed logins).
+    pub actor: String,
+    /// What was done, e.g. `handle.change`.
+    pub action: String,
+    /// What it was done to.
+    pub target: String,
+    /// Why, if there is a reason (refusals).
+    pub reason: Option<String>,
+    /// Details.
+    pub meta: Value,
+}
+
+/// Filter for reading the audit trail.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditFilter {
+    /// Only this category.
+    pub kind: Option<String>,
+    /// Only this actor.
+    pub actor: Option<String>,
+    /// Only entries at or after this time.
+    pub since_ms: Option<u64>,
+    /// At most this many, newest last.
+    pub limit: usize,
+}
+
+/// Everything the hub keeps. See the module docs for the durability contract.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Register an agent. `conflict` if the id or the (lower-case) handle is taken.
+    async fn insert_agent(&self, agent: AgentRecord) -> Result<()>;
+    /// The agent with this id.
+    async fn get_agent(&self, agent_id: &str) -> Result<Option<AgentRecord>>;
+    /// The agent holding this handle (compared lower-case).
+    async fn find_agent_by_handle(&self, handle: &str) -> Result<Option<AgentRecord>>;
+    /// Every agent, sorted by id.
+    async fn list_agents(&self) -> Result<Vec<AgentRecord>>;
+    /// Change an agent's handle; `conflict` if another agent holds it,
+    /// `not_found` if the agent does not exist. Returns the previous handle.
+    async fn set_handle(&self, agent_id: &str, handle: &str) -> Result<String>;
+
+    /// Store a token record.
+    async fn insert_token(&self, token: TokenRecord) -> Result<()>;
+    /// The live token with this hash.
+    async fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>>;
+    /// The live tokens of an agent.
+    async fn list_tokens(&self, agent_id: &str) -> Result<Vec<TokenRecord>>;
+    /// Revoke tokens of an agent: the one named, or all when `token_id` is
+    /// `None`. Returns the ids revoked.
+    async fn revoke_tokens(&self, agent_id: &str, token_id: Option<&str>) -> Result<Vec<String>>;
+
+    /// Create a room; `conflict` if the name exists.
+    async fn create_room(&self, room: RoomRecord) -> Result<()>;
+    /// The room with this key.
+    async fn get_room(&self, name: &str) -> Result<Option<RoomRecord>>;
+    /// Every stored room.
+    async fn list_rooms(&self) -> Result<Vec<RoomRecord>>;
+    /// Add a member; `false` if it already was one.
+    async fn add_member(&self, room: &str, agent_id: &str) -> Result<bool>;
+    /// Remove a member; `false` if it was not one.
+    async fn remove_member(&self, room: &str, agent_id: &str) -> Result<bool>;
+    /// Member ids of a room, sorted.
+    async fn members(&self, room: &str) -> Result<Vec<String>>;
+    /// Whether the agent is a member.
+    async fn is_member(&self, room: &str, agent_id: &str) -> Result<bool>;
+    /// The stored rooms the agent is a member of (not `global`).
+    async fn rooms_of(&self, agent_id: &str) -> Result<Vec<String>>;
+
+    /// Append a message, assigning the next `seq` of its room, unless
+    /// `(from_id, dedupe_key)` was seen within the window, in which case the
+    /// original is returned and nothing is stored. Atomic: concurrent appends
+    /// with the same key store exactly one message.
+    async fn append_message(&self, draft: MessageDraft, limits: AppendLimits) -> Result<Appended>;
+    /// Messages of a room with `seq > after_seq`, oldest first, at most `limit`.
+    async fn history(&self, room: &str, after_seq: u64, limit: usize) -> Result<HistoryPage>;
+    /// The newest `seq` of a room (0 when empty or unknown).
+    async fn last_seq(&self, room: &str) -> Result<u64>;
+
+    /// Move an agent's cursor in a room forward to `seq` (never backwards).
+    /// Returns the cursor after the call.
+    async fn advance_cursor(&self, agent_id: &str, room: &str, seq: u64) -> Result<u64>;
+    /// All cursors of an agent.
+    async fn cursors(&self, agent_id: &str) -> Result<HashMap<String, u64>>;
+
+    /// Append an audit entry; the store assigns `id`. Returns the entry stored.
+    async fn append_audit(&self, entry: AuditEntry) -> Result<AuditEntry>;
+    /// Read audit entries, oldest first.
+    async fn list_audit(&self, filter: AuditFilter) -> Result<Vec<AuditEntry>>;
+}

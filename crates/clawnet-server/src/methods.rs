@@ -1,0 +1,97 @@
+//! WebSocket methods: decode params, call the hub, encode the result.
+
+use clawnet_core::{Error, Hub};
+use clawnet_proto::methods::{
+    to_value, AckParams, AckResult, HistoryParams, Method, PresenceList, PresenceSetParams, Pong,
+    ReportParams, RoomCreateParams, RoomInviteParams, RoomList, RoomParams, SendParams, TypingParams,
+};
+use clawnet_proto::ErrorCode;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+/// A method's result: a JSON value, or JSON text already built (the send
+/// path reuses the envelope text it made for fan-out).
+#[derive(Debug)]
+pub enum Reply {
+    /// A value to serialize.
+    Value(Value),
+    /// Serialized JSON.
+    Raw(String),
+}
+
+fn params<T: DeserializeOwned>(p: Value) -> Result<T, Error> {
+    let p = if p.is_null() { json!({}) } else { p };
+    serde_json::from_value(p).map_err(|e| Error::invalid("params", e.to_string()))
+}
+
+/// Call one method for `agent`. `connect` is handled by the connection itself.
+pub async fn call(hub: &Hub, agent: &str, method: Method, p: Value) -> Result<Reply, Error> {
+    let v = match method {
+        Method::Connect => return Err(Error::invalid("method", "already connected")),
+        Method::ChatSend => {
+            let out = hub.send(agent, params::<SendParams>(p)?).await?;
+            return Ok(Reply::Raw(format!(
+                r#"{{"message":{},"duplicate":{}}}"#,
+                out.json, out.duplicate
+            )));
+        }
+        Method::RoomCreate => to_value(&hub.create_room(agent, params::<RoomCreateParams>(p)?).await?),
+        Method::RoomJoin => to_value(&hub.join_room(agent, &params::<RoomParams>(p)?.room).await?),
+        Method::RoomLeave => {
+            let room = params::<RoomParams>(p)?.room;
+            let left = hub.leave_room(agent, &room).await?;
+            json!({"room": room, "left": left})
+        }
+        Method::RoomInvite => {
+            let p = params::<RoomInviteParams>(p)?;
+            to_value(&hub.invite(agent, &p.room, &p.agent).await?)
+        }
+        Method::RoomList => to_value(&RoomList {
+            rooms: hub.list_rooms(agent).await?,
+        }),
+        Method::RoomHistory => {
+            let p = params::<HistoryParams>(p)?;
+            to_value(&hub.history(agent, &p.room, p.after_seq.unwrap_or(0), p.limit).await?)
+        }
+        Method::Typing => {
+            let p = params::<TypingParams>(p)?;
+            hub.typing(agent, &p.room, p.typing).await?;
+            json!({})
+        }
+        Method::PresenceSet => to_value(&hub.set_presence(agent, params::<PresenceSetParams>(p)?.status).await?),
+        Method::PresenceList => to_value(&PresenceList {
+            agents: hub.presence(agent).await?,
+        }),
+        Method::Report => {
+            let p = params::<ReportParams>(p)?;
+            to_value(&hub.report(agent, p.status, p.activity, p.meta).await?)
+        }
+        Method::Ack => {
+            let p = params::<AckParams>(p)?;
+            let mut want = p.cursors;
+            match (p.room, p.seq) {
+                (Some(r), Some(s)) => {
+                    want.insert(r, s);
+                }
+                (None, None) => {}
+                _ => return Err(Error::invalid("params", "ack takes room and seq together")),
+            }
+            if want.is_empty() {
+                return Err(Error::invalid("params", "ack needs room and seq, or cursors"));
+            }
+            let mut cursors = std::collections::BTreeMap::new();
+            for (room, seq) in want {
+                let now = hub.ack(agent, &room, seq).await?;
+                cursors.insert(room, now);
+            }
+            to_value(&AckResult { cursors })
+        }
+        Method::Ping => to_value(&Pong { ts: hub.now() }),
+    };
+    Ok(Reply::Value(v))
+}
+
+/// Resolve a method name or answer `unknown_method`.
+pub fn resolve(name: &str) -> Result<Method, Error> {
+    Method::parse(name).ok_or_else(|| Error::new(ErrorCode::UnknownMethod, format!("unknown method '{name}'")))
+}

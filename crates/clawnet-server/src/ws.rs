@@ -1,0 +1,349 @@
+//! `/ws`: authenticate before the upgrade, then one task per connection that
+//! waits for `connect`, replays, and then interleaves live frames with
+//! requests.
+//!
+//! One task (not a reader and a writer) keeps an idle connection small; the
+//! price is that a request is answered before the next one is read, which is
+//! the order clients expect anyway.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use clawnet_core::bus::OutFrame;
+use clawnet_core::fanout::Conn;
+use clawnet_core::sessions::OpenSession;
+use clawnet_core::store::AgentRecord;
+use clawnet_core::{Error, Hub};
+use clawnet_proto::methods::{events, ConnectParams, Method, ReplayDone};
+use clawnet_proto::{ErrorBody, ErrorCode, Frame, ResponseFrame};
+use futures_util::SinkExt;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::auth::{bearer, Peer};
+use crate::errors::ApiError;
+use crate::methods::{call, resolve, Reply};
+use crate::AppState;
+
+/// Most queued frames written per flush.
+const BATCH: usize = 256;
+/// How long a closing handshake may take before the socket is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let own = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|o| o == host);
+    own || allowed.iter().any(|a| a == origin || a == "*")
+}
+
+/// `GET /ws`: refuse before upgrading unless the token is valid.
+pub async fn upgrade(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+    Peer(addr): Peer,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(&headers, &app.opts.allowed_origins) {
+        return ApiError(Error::forbidden("origin not allowed")).into_response();
+    }
+    let token = bearer(&headers).map(str::to_owned).or(q.token);
+    let Some(token) = token else {
+        return ApiError(Error::unauthorized("missing credential: Authorization: Bearer <token> or ?token=")).into_response();
+    };
+    let (agent, token_id) = match app.hub.authenticate(&token, &addr).await {
+        Ok(v) => v,
+        Err(e) => return ApiError(e).into_response(),
+    };
+    let max = app.opts.max_frame_bytes;
+    ws.read_buffer_size(4 * 1024)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| async move {
+            drive(app.hub, socket, agent, token_id).await;
+        })
+}
+
+fn res_ok(id: &Value, result: Reply) -> String {
+    let result = match result {
+        Reply::Raw(s) => s,
+        Reply::Value(v) => serde_json::to_string(&v).unwrap_or_else(|_| "null".into()),
+    };
+    let id = serde_json::to_string(id).unwrap_or_else(|_| "null".into());
+    format!(r#"{{"type":"res","id":{id},"ok":true,"result":{result}}}"#)
+}
+
+fn res_err(id: Value, e: ErrorBody) -> String {
+    serde_json::to_string(&Frame::Res(ResponseFrame::err(id, e))).unwrap_or_default()
+}
+
+/// Parse a text frame as a request; a bad frame yields the error to answer.
+fn parse(text: &str) -> Result<(Value, String, Value), (Value, Error)> {
+    match serde_json::from_str::<Frame>(text) {
+        Ok(Frame::Req(r)) => Ok((r.id, r.method, r.params)),
+        Ok(_) => Err((Value::Null, Error::invalid("type", "clients send frames of type req"))),
+        Err(e) => {
+            // Answer with the id if the frame had a readable one.
+            let id = serde_json::from_str::<Value>(text)
+                .ok()
+                .and_then(|v| v.get("id").cloned())
+                .unwrap_or(Value::Null);
+            Err((id, Error::invalid("frame", format!("malformed frame: {e}"))))
+        }
+    }
+}
+
+async fn send_text(socket: &mut WebSocket, text: String) -> bool {
+    socket.send(Message::Text(Utf8Bytes::from(text))).await.is_ok()
+}
+
+/// Wait for `connect`, answering anything else with an error, until the
+/// handshake timeout.
+async fn handshake(hub: &Hub, socket: &mut WebSocket, agent: &AgentRecord, token_id: &str) -> Option<OpenSession> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(hub.config().handshake_timeout_ms);
+    loop {
+        let msg = match tokio::time::timeout_at(deadline, socket.recv()).await {
+            Err(_) => {
+                let _ = socket
+                    .send(Message::Close(Some(CloseFrame {
+                        code: 4008,
+                        reason: "handshake_timeout: send connect first".into(),
+                    })))
+                    .await;
+                return None;
+            }
+            Ok(None | Some(Err(_))) => return None,
+            Ok(Some(Ok(m))) => m,
+        };
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Close(_) => return None,
+            Message::Binary(_) => {
+                let e = Error::invalid("frame", "frames are JSON text");
+                send_text(socket, res_err(Value::Null, e.body())).await;
+                continue;
+            }
+            _ => continue,
+        };
+        let (id, method, params) = match parse(&text) {
+            Ok(v) => v,
+            Err((id, e)) => {
+                send_text(socket, res_err(id, e.body())).await;
+                continue;
+            }
+        };
+        if Method::parse(&method) != Some(Method::Connect) {
+            let e = Error::invalid("method", "the first request must be connect");
+            send_text(socket, res_err(id, e.body())).await;
+            continue;
+        }
+        let p = if params.is_null() { Value::Object(Default::default()) } else { params };
+        let p: ConnectParams = match serde_json::from_value(p) {
+            Ok(p) => p,
+            Err(e) => {
+                send_text(socket, res_err(id, Error::invalid("params", e.to_string()).body())).await;
+                continue;
+            }
+        };
+        match hub.open_session(agent, token_id, p).await {
+            Ok(s) => {
+                let body = serde_json::to_value(&s.result).unwrap_or(Value::Null);
+                if !send_text(socket, res_ok(&id, Reply::Value(body))).await {
+                    hub.close_session(&s.conn);
+                    return None;
+                }
+                return Some(s);
+            }
+            Err(e) => {
+                send_text(socket, res_err(id, e.body())).await;
+            }
+        }
+    }
+}
+
+/// What this connection already sent per room, so live frames that replay
+/// covered are dropped.
+#[derive(Debug, Default)]
+struct Sent(HashMap<Arc<str>, u64>);
+
+impl Sent {
+    /// Whether to send `f`, recording it if so.
+    fn admit(&mut self, f: &OutFrame) -> bool {
+        let Some(room) = &f.room else { return true };
+        match self.0.get_mut(room) {
+            Some(last) if f.seq <= *last => false,
+            Some(last) => {
+                *last = f.seq;
+                true
+            }
+            None => {
+                self.0.insert(room.clone(), f.seq);
+                true
+            }
+        }
+    }
+}
+
+fn text_of(f: &OutFrame) -> Option<Message> {
+    Utf8Bytes::try_from(f.text.clone()).ok().map(Message::Text)
+}
+
+async fn replay(hub: &Hub, socket: &mut WebSocket, s: &OpenSession, sent: &mut Sent) -> Result<(), Error> {
+    let mut done = ReplayDone {
+        rooms: Default::default(),
+        replayed: 0,
+    };
+    for (room, from) in &s.replay_from {
+        let mut after = *from;
+        loop {
+            let (frames, last) = hub.replay_page(room, after).await?;
+            let n = frames.iter().filter(|f| f.room.is_some()).count();
+            for f in &frames {
+                sent.admit(f);
+                if let Some(m) = text_of(f) {
+                    socket.feed(m).await.map_err(|_| Error::new(ErrorCode::Unavailable, "socket closed"))?;
+                }
+            }
+            done.replayed += n as u64;
+            if n == 0 {
+                break;
+            }
+            after = last;
+        }
+        sent.0.entry(Arc::from(room.as_str())).or_insert(after);
+        done.rooms.insert(room.clone(), after);
+    }
+    let f = clawnet_core::frames::event_frame(events::REPLAY_DONE, None, &done);
+    if let Some(m) = text_of(&f) {
+        socket.send(m).await.map_err(|_| Error::new(ErrorCode::Unavailable, "socket closed"))?;
+    }
+    Ok(())
+}
+
+async fn drive(hub: Hub, mut socket: WebSocket, agent: Arc<AgentRecord>, token_id: String) {
+    let Some(mut session) = handshake(&hub, &mut socket, &agent, &token_id).await else {
+        return;
+    };
+    let conn = session.conn.clone();
+    let mut sent = Sent::default();
+    let replayed = tokio::select! {
+        r = replay(&hub, &mut socket, &session, &mut sent) => r.is_ok(),
+        _ = conn.closed() => true,
+    };
+    if replayed {
+        run(&hub, &mut socket, &conn, &mut session.outbound, &mut sent).await;
+    }
+    if let Some(reason) = conn.closing() {
+        let f = clawnet_core::frames::event_frame(events::DISCONNECTING, None, &reason);
+        let bye = async {
+            if let Some(m) = text_of(&f) {
+                socket.send(m).await?;
+            }
+            socket
+                .send(Message::Close(Some(CloseFrame {
+                    code: if reason.reason == "shutdown" { 1012 } else { 1008 },
+                    reason: reason.reason.clone().into(),
+                })))
+                .await
+        };
+        let _ = tokio::time::timeout(CLOSE_GRACE, bye).await;
+    }
+    hub.close_session(&conn);
+}
+
+async fn run(
+    hub: &Hub,
+    socket: &mut WebSocket,
+    conn: &Arc<Conn>,
+    outbound: &mut mpsc::Receiver<Arc<OutFrame>>,
+    sent: &mut Sent,
+) {
+    let mut batch = Vec::with_capacity(16);
+    loop {
+        tokio::select! {
+            _ = conn.closed() => return,
+            n = outbound.recv_many(&mut batch, BATCH) => {
+                if n == 0 {
+                    return;
+                }
+                let write = async {
+                    for f in batch.drain(..) {
+                        if sent.admit(&f) {
+                            if let Some(m) = text_of(&f) {
+                                socket.feed(m).await?;
+                            }
+                        }
+                    }
+                    socket.flush().await
+                };
+                let ok = tokio::select! {
+                    r = write => r.is_ok(),
+                    _ = conn.closed() => false,
+                };
+                if !ok {
+                    return;
+                }
+            }
+            msg = socket.recv() => {
+                let Some(Ok(msg)) = msg else { return };
+                let reply = match msg {
+                    Message::Text(t) => handle(hub, conn, &t).await,
+                    Message::Binary(_) => {
+                        conn.touch(hub.now(), false);
+                        Some(res_err(Value::Null, Error::invalid("frame", "frames are JSON text").body()))
+                    }
+                    Message::Close(_) => return,
+                    Message::Ping(_) | Message::Pong(_) => {
+                        conn.touch(hub.now(), false);
+                        None
+                    }
+                };
+                if let Some(text) = reply {
+                    let ok = tokio::select! {
+                        r = send_text(socket, text) => r,
+                        _ = conn.closed() => false,
+                    };
+                    if !ok {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn handle(hub: &Hub, conn: &Conn, text: &str) -> Option<String> {
+    let (id, method, params) = match parse(text) {
+        Ok(v) => v,
+        Err((id, e)) => {
+            conn.touch(hub.now(), false);
+            return Some(res_err(id, e.body()));
+        }
+    };
+    let method = match resolve(&method) {
+        Ok(m) => m,
+        Err(e) => return Some(res_err(id, e.body())),
+    };
+    conn.touch(hub.now(), !matches!(method, Method::Ping | Method::Ack));
+    Some(match call(hub, &conn.agent_id, method, params).await {
+        Ok(r) => res_ok(&id, r),
+        Err(e) => res_err(id, e.body()),
+    })
+}

@@ -1,0 +1,321 @@
+//! Configuration of `clawnet serve`: defaults < TOML file < `CLAWNET_*`
+//! environment < flags, every key validated, every problem reported at once.
+//!
+//! One table lists every key with its environment variable and rule, so the
+//! file, the environment and `--set key=value` flags are read the same way
+//! and a key unknown to the table is an error wherever it comes from.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use clawnet_core::HubConfig;
+use clawnet_server::ServerOptions;
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    File,
+    Env,
+    Flag,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::File => "config file",
+            Self::Env => "environment",
+            Self::Flag => "flag",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Int { min: u64, max: u64 },
+    Str,
+    Addr,
+    List,
+}
+
+struct Key {
+    name: &'static str,
+    kind: Kind,
+    help: &'static str,
+}
+
+const KEYS: &[Key] = &[
+    Key { name: "listen", kind: Kind::Addr, help: "address to listen on" },
+    Key { name: "store", kind: Kind::Str, help: "state store: memory" },
+    Key { name: "master_token", kind: Kind::Str, help: "the master credential (at least 32 characters)" },
+    Key { name: "log_level", kind: Kind::Str, help: "tracing filter, e.g. info or clawnet=debug" },
+    Key { name: "chat.max_payload_bytes", kind: Kind::Int { min: 64, max: 16 << 20 }, help: "largest chat payload" },
+    Key { name: "chat.max_json_depth", kind: Kind::Int { min: 2, max: 128 }, help: "deepest payload nesting" },
+    Key { name: "chat.retention_messages", kind: Kind::Int { min: 1, max: 1_000_000 }, help: "messages kept per room in memory" },
+    Key { name: "chat.dedupe_window_secs", kind: Kind::Int { min: 0, max: 86_400 }, help: "sender dedupe window" },
+    Key { name: "chat.dedupe_max_entries", kind: Kind::Int { min: 1, max: 10_000_000 }, help: "dedupe keys kept" },
+    Key { name: "chat.history_max_limit", kind: Kind::Int { min: 1, max: 10_000 }, help: "largest history page" },
+    Key { name: "chat.typing_min_interval_ms", kind: Kind::Int { min: 0, max: 60_000 }, help: "typing rate limit" },
+    Key { name: "presence.idle_after_secs", kind: Kind::Int { min: 1, max: 86_400 }, help: "inactivity before idle" },
+    Key { name: "presence.heartbeat_interval_secs", kind: Kind::Int { min: 1, max: 3_600 }, help: "client heartbeat interval" },
+    Key { name: "presence.heartbeat_timeout_secs", kind: Kind::Int { min: 2, max: 7_200 }, help: "silence before offline" },
+    Key { name: "ws.outbound_queue", kind: Kind::Int { min: 16, max: 1_000_000 }, help: "frames queued per connection" },
+    Key { name: "ws.handshake_timeout_secs", kind: Kind::Int { min: 1, max: 300 }, help: "time to send connect" },
+    Key { name: "ws.max_frame_bytes", kind: Kind::Int { min: 1024, max: 64 << 20 }, help: "largest WebSocket message" },
+    Key { name: "ws.allowed_origins", kind: Kind::List, help: "browser origins allowed on /ws (comma-separated in env)" },
+];
+
+/// The environment variable of a key: `CLAWNET_` and the key upper-cased,
+/// dots as underscores (`chat.max_payload_bytes` → `CLAWNET_CHAT_MAX_PAYLOAD_BYTES`).
+pub fn env_name(key: &str) -> String {
+    format!("CLAWNET_{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+/// Help text listing every key, for `clawnet serve --help`.
+pub fn keys_help() -> String {
+    let mut s = String::from("Configuration keys (TOML key / environment variable / --set key=value):\n");
+    for k in KEYS {
+        s.push_str(&format!("  {:34} {:40} {}\n", k.name, env_name(k.name), k.help));
+    }
+    s
+}
+
+#[derive(Debug, Clone)]
+enum Raw {
+    Toml(toml::Value),
+    Text(String),
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub store: String,
+    pub master_token: Option<String>,
+    pub log_level: String,
+    pub hub: HubConfig,
+    pub server: ServerOptions,
+}
+
+/// Inputs to [`load`], gathered by the caller so tests need not touch the
+/// process environment.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// Contents of the TOML file, if one was given.
+    pub file: Option<String>,
+    /// Environment variables (only `CLAWNET_*` are read).
+    pub env: BTreeMap<String, String>,
+    /// `key=value` pairs from flags, later ones winning.
+    pub flags: Vec<(String, String)>,
+}
+
+fn flatten(prefix: &str, t: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
+    for (k, v) in t {
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match v {
+            toml::Value::Table(inner) => flatten(&key, inner, out),
+            other => out.push((key, other.clone())),
+        }
+    }
+}
+
+/// Merge and validate. On failure, every problem, one per line.
+pub fn load(inputs: Inputs) -> Result<Config, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut raw: BTreeMap<&'static str, (Source, Raw)> = BTreeMap::new();
+    let known = |k: &str| KEYS.iter().find(|x| x.name == k).map(|x| x.name);
+
+    if let Some(text) = &inputs.file {
+        match text.parse::<toml::Table>() {
+            Ok(t) => {
+                let mut flat = Vec::new();
+                flatten("", &t, &mut flat);
+                for (k, v) in flat {
+                    match known(&k) {
+                        Some(name) => {
+                            raw.insert(name, (Source::File, Raw::Toml(v)));
+                        }
+                        None => errors.push(format!("{k} (config file): unknown key")),
+                    }
+                }
+            }
+            Err(e) => errors.push(format!("config file: not valid TOML: {e}")),
+        }
+    }
+    for k in KEYS {
+        if let Some(v) = inputs.env.get(&env_name(k.name)) {
+            raw.insert(k.name, (Source::Env, Raw::Text(v.clone())));
+        }
+    }
+    for (k, v) in &inputs.flags {
+        match known(k) {
+            Some(name) => {
+                raw.insert(name, (Source::Flag, Raw::Text(v.clone())));
+            }
+            None => errors.push(format!("{k} (flag): unknown key")),
+        }
+    }
+
+    let mut ints: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut strs: BTreeMap<&str, String> = BTreeMap::new();
+    let mut lists: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut listen = None;
+    for k in KEYS {
+        let Some((src, v)) = raw.get(k.name) else { continue };
+        let fail = |why: String| format!("{} ({src}): {why}", k.name);
+        match (k.kind, v) {
+            (Kind::Int { min, max }, v) => {
+                let n = match v {
+                    Raw::Toml(toml::Value::Integer(i)) => u64::try_from(*i).ok(),
+                    Raw::Text(s) => s.trim().parse::<u64>().ok(),
+                    _ => None,
+                };
+                match n {
+                    Some(n) if (min..=max).contains(&n) => {
+                        ints.insert(k.name, n);
+                    }
+                    Some(n) => errors.push(fail(format!("{n} is outside {min}..={max}"))),
+                    None => errors.push(fail("expected a whole number".into())),
+                }
+            }
+            (Kind::List, Raw::Toml(toml::Value::Array(a))) => {
+                let items: Option<Vec<String>> = a.iter().map(|x| x.as_str().map(str::to_owned)).collect();
+                match items {
+                    Some(items) => {
+                        lists.insert(k.name, items);
+                    }
+                    None => errors.push(fail("expected a list of strings".into())),
+                }
+            }
+            (Kind::List, Raw::Text(s)) => {
+                lists.insert(
+                    k.name,
+                    s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_owned).collect(),
+                );
+            }
+            (Kind::Str | Kind::Addr, v) => {
+                let s = match v {
+                    Raw::Toml(toml::Value::String(s)) => Some(s.clone()),
+                    Raw::Text(s) => Some(s.clone()),
+                    _ => None,
+                };
+                match (k.kind, s) {
+                    (Kind::Addr, Some(s)) => match s.parse::<SocketAddr>() {
+                        Ok(a) => listen = Some(a),
+                        Err(_) => errors.push(fail(format!("'{s}' is not an address like 127.0.0.1:3000"))),
+                    },
+                    (_, Some(s)) => {
+                        strs.insert(k.name, s);
+                    }
+                    (_, None) => errors.push(fail("expected a string".into())),
+                }
+            }
+            (Kind::List, _) => errors.push(fail("expected a list of strings".into())),
+        }
+    }
+
+    let d = HubConfig::default();
+    let secs = |k: &str, dflt: u64| ints.get(k).map_or(dflt, |s| s * 1000);
+    let hub = HubConfig {
+        max_payload_bytes: ints.get("chat.max_payload_bytes").map_or(d.max_payload_bytes, |v| *v as usize),
+        max_json_depth: ints.get("chat.max_json_depth").map_or(d.max_json_depth, |v| *v as usize),
+        retention_messages: ints.get("chat.retention_messages").map_or(d.retention_messages, |v| *v as u32),
+        dedupe_window_ms: secs("chat.dedupe_window_secs", d.dedupe_window_ms),
+        dedupe_max_entries: ints.get("chat.dedupe_max_entries").map_or(d.dedupe_max_entries, |v| *v as usize),
+        history_max_limit: ints.get("chat.history_max_limit").map_or(d.history_max_limit, |v| *v as u32),
+        typing_min_interval_ms: ints.get("chat.typing_min_interval_ms").copied().unwrap_or(d.typing_min_interval_ms),
+        idle_after_ms: secs("presence.idle_after_secs", d.idle_after_ms),
+        heartbeat_interval_ms: secs("presence.heartbeat_interval_secs", d.heartbeat_interval_ms),
+        heartbeat_timeout_ms: secs("presence.heartbeat_timeout_secs", d.heartbeat_timeout_ms),
+        outbound_queue: ints.get("ws.outbound_queue").map_or(d.outbound_queue, |v| *v as usize),
+        handshake_timeout_ms: secs("ws.handshake_timeout_secs", d.handshake_timeout_ms),
+        sweep_interval_ms: d.sweep_interval_ms,
+    };
+    if hub.heartbeat_timeout_ms <= hub.heartbeat_interval_ms {
+        errors.push(format!(
+            "presence.heartbeat_timeout_secs: must be greater than presence.heartbeat_interval_secs ({} s)",
+            hub.heartbeat_interval_ms / 1000
+        ));
+    }
+    // Room for the frame around a maximal payload.
+    let min_frame = hub.max_payload_bytes + 1024;
+    let max_frame_bytes = ints
+        .get("ws.max_frame_bytes")
+        .map_or(hub.max_payload_bytes + 16 * 1024, |v| *v as usize);
+    if max_frame_bytes < min_frame {
+        errors.push(format!(
+            "ws.max_frame_bytes: {max_frame_bytes} leaves no room for a {}-byte payload; use at least {min_frame}",
+            hub.max_payload_bytes
+        ));
+    }
+    let store = strs.remove("store").unwrap_or_else(|| "memory".to_owned());
+    if store != "memory" {
+        errors.push(format!("store: '{store}' is not available in this build; use memory"));
+    }
+    let master_token = strs.remove("master_token");
+    if let Some(t) = &master_token {
+        if t.len() < 32 {
+            errors.push("master_token: must be at least 32 characters".to_owned());
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Config {
+        listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000))),
+        store,
+        master_token,
+        log_level: strs.remove("log_level").unwrap_or_else(|| "info".to_owned()),
+        hub,
+        server: ServerOptions {
+            allowed_origins: lists.remove("ws.allowed_origins").unwrap_or_default(),
+            max_frame_bytes,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_the_spec_defaults() {
+        let c = load(Inputs::default()).expect("defaults load");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.hub.max_payload_bytes, 65536);
+        assert_eq!(c.hub.retention_messages, 1000);
+        assert_eq!(c.hub.dedupe_window_ms, 600_000);
+        assert_eq!(c.hub.idle_after_ms, 300_000);
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let c = load(Inputs {
+            file: Some("listen = \"127.0.0.1:1\"\n[chat]\nretention_messages = 5\nmax_payload_bytes = 1000\n".into()),
+            env: env(&[("CLAWNET_LISTEN", "127.0.0.1:2"), ("CLAWNET_CHAT_RETENTION_MESSAGES", "6")]),
+            flags: vec![("listen".into(), "127.0.0.1:3".into())],
+        })
+        .expect("loads");
+        assert_eq!(c.listen.port(), 3);
+        assert_eq!(c.hub.retention_messages, 6);
+        assert_eq!(c.hub.max_payload_bytes, 1000);
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_key() {
+        let errs = load(Inputs {
+            file: Some("colour = \"red\"\n[chat]\nretention_messages = 0\n".into()),
+            env: env(&[("CLAWNET_LISTEN", "nowhere"), ("CLAWNET_WS_OUTBOUND_QUEUE", "many")]),
+            flags: vec![("nope".into(), "1".into())],
+        })
+        .expect_err("must fail");
+        let all = errs.join("\n");
+        for needle in ["colour", "chat.retention_messages", "listen", "ws.outbound_queue", "nope"] {
+            assert!(all.contains(needle), "missing {needle} in:\n{all}");
+        }
+        assert_eq!(errs.len(), 5, "{all}");
+    }
+}

@@ -1,0 +1,117 @@
+//! `clawnet serve`: load configuration, build the hub, bind, run until a
+//! signal.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clawnet_core::Hub;
+use clawnet_server::AppState;
+
+use crate::config::{self, Inputs};
+
+/// Flags of `clawnet serve`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = config::keys_help())]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:3000].
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// TOML configuration file.
+    #[arg(long, short = 'c')]
+    pub config: Option<std::path::PathBuf>,
+    /// State store (only `memory` in this version).
+    #[arg(long)]
+    pub store: Option<String>,
+    /// Log filter (overrides CLAWNET_LOG_LEVEL), e.g. `debug`.
+    #[arg(long)]
+    pub log_level: Option<String>,
+    /// Set any configuration key, e.g. `--set chat.retention_messages=500`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+fn inputs(args: &ServeArgs) -> anyhow::Result<Inputs> {
+    let file = match &args.config {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?),
+        None => None,
+    };
+    let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("CLAWNET_")).collect();
+    let mut flags = Vec::new();
+    for s in &args.set {
+        let (k, v) = s
+            .split_once('=')
+            .with_context(|| format!("--set {s}: expected KEY=VALUE"))?;
+        flags.push((k.trim().to_owned(), v.to_owned()));
+    }
+    for (k, v) in [("listen", &args.listen), ("store", &args.store), ("log_level", &args.log_level)] {
+        if let Some(v) = v {
+            flags.push((k.to_owned(), v.clone()));
+        }
+    }
+    Ok(Inputs { file, env, flags })
+}
+
+/// Run the hub until SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let cfg = match config::load(inputs(&args)?) {
+        Ok(c) => c,
+        Err(problems) => {
+            eprintln!("clawnet: invalid configuration:");
+            for p in &problems {
+                eprintln!("  - {p}");
+            }
+            std::process::exit(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cfg.log_level)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let hub = Hub::builder().config(cfg.hub.clone()).build().await?;
+    if let Some(token) = hub.bootstrap(cfg.master_token.as_deref()).await? {
+        // Printed once: the memory store forgets it on exit anyway, and a
+        // durable store never prints it again.
+        println!("clawnet: generated master token (shown once): {token}");
+        println!("clawnet: export CLAWNET_TOKEN={token}");
+    }
+    hub.spawn_sweeper();
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, store = %cfg.store, "clawnet hub listening");
+    println!("clawnet: listening on http://{addr} (WebSocket ws://{addr}/ws)");
+    let state = AppState {
+        hub,
+        opts: Arc::new(cfg.server),
+    };
+    clawnet_server::serve(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
