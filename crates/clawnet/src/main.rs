@@ -1,5 +1,6 @@
 //! `clawnet`: the hub and its command-line tools in one binary.
 
+mod cli;
 mod config;
 mod serve;
 
@@ -16,6 +17,15 @@ struct Cli {
 enum Cmd {
     /// Run the hub.
     Serve(serve::ServeArgs),
+    /// Check a URL and token, and remember them for the other commands.
+    Login(cli::LoginArgs),
+    /// Send a message: `clawnet chat --room global --msg ping`.
+    Chat(cli::ChatArgs),
+    /// Follow a room live: `clawnet tail --room global`.
+    Tail(cli::TailArgs),
+    /// Register and list agents.
+    #[command(subcommand)]
+    Agents(cli::AgentsCmd),
 }
 
 #[tokio::main]
@@ -23,6 +33,10 @@ async fn main() {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Serve(a) => serve::run(a).await,
+        Cmd::Login(a) => cli::login(a).await,
+        Cmd::Chat(a) => cli::chat(a).await,
+        Cmd::Tail(a) => cli::tail(a).await,
+        Cmd::Agents(c) => cli::agents(c).await,
     };
     if let Err(e) = r {
         eprintln!("clawnet: {e:#}");
