@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::frames::{envelope_json, event_frame, message_frame};
 use crate::hub::Hub;
 use crate::mentions;
-use crate::store::{Appended, AppendLimits, MessageDraft};
+use crate::store::{AppendLimits, Appended, MessageDraft};
 
 /// Longest accepted `dedupe_key`, `thread_id` or `reply_to`.
 pub const MAX_KEY_LEN: usize = 128;
@@ -39,9 +39,12 @@ fn json_depth(v: &Value) -> usize {
 
 fn check_key(field: &str, v: &Option<String>) -> Result<()> {
     match v {
-        Some(s) if s.is_empty() || s.len() > MAX_KEY_LEN || s.chars().any(char::is_control) => Err(
-            Error::invalid(field, format!("{field} must be 1..={MAX_KEY_LEN} bytes without control characters")),
-        ),
+        Some(s) if s.is_empty() || s.len() > MAX_KEY_LEN || s.chars().any(char::is_control) => {
+            Err(Error::invalid(
+                field,
+                format!("{field} must be 1..={MAX_KEY_LEN} bytes without control characters"),
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -53,19 +56,30 @@ impl Hub {
         if depth > cfg.max_json_depth {
             return Err(Error::invalid(
                 "payload",
-                format!("payload nests {depth} levels deep; the limit is {}", cfg.max_json_depth),
+                format!(
+                    "payload nests {depth} levels deep; the limit is {}",
+                    cfg.max_json_depth
+                ),
             ));
         }
-        let size = serde_json::to_vec(payload).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(payload)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         if size > cfg.max_payload_bytes {
             return Err(Error::too_large(
                 "payload",
-                format!("payload is {size} bytes; the limit is {} bytes", cfg.max_payload_bytes),
+                format!(
+                    "payload is {size} bytes; the limit is {} bytes",
+                    cfg.max_payload_bytes
+                ),
             ));
         }
         if let Some(t) = payload.get("text") {
             if !t.is_string() {
-                return Err(Error::invalid("payload.text", "payload.text must be a string"));
+                return Err(Error::invalid(
+                    "payload.text",
+                    "payload.text must be a string",
+                ));
             }
         }
         Ok(())
@@ -90,20 +104,27 @@ impl Hub {
                     .ok_or_else(|| Error::invalid("to_id", "to_id names the room"))?;
                 let r = self.readable_room(&me, name).await?;
                 if r.kind != RoomKind::Room {
-                    return Err(Error::invalid("to_type", format!("'{name}' is not a named room; use to_type global or dm")));
+                    return Err(Error::invalid(
+                        "to_type",
+                        format!("'{name}' is not a named room; use to_type global or dm"),
+                    ));
                 }
                 if !self.may_post(&me, &r).await? {
                     return self
-                        .refuse(actor, "chat.send", name, format!("join room '{name}' before posting to it"))
+                        .refuse(
+                            actor,
+                            "chat.send",
+                            name,
+                            format!("join room '{name}' before posting to it"),
+                        )
                         .await;
                 }
                 r.name
             }
             ToType::Dm => {
-                let who = p
-                    .to_id
-                    .as_deref()
-                    .ok_or_else(|| Error::invalid("to_id", "to_id names the other agent (id or @handle)"))?;
+                let who = p.to_id.as_deref().ok_or_else(|| {
+                    Error::invalid("to_id", "to_id names the other agent (id or @handle)")
+                })?;
                 let other = self.resolve_agent(who).await?;
                 if other.agent_id == me.agent_id {
                     return Err(Error::invalid("to_id", "a DM needs another agent"));
@@ -173,7 +194,8 @@ impl Hub {
         for agent in &env.mentions {
             // Only members receive the room's messages, so only they get the
             // mention; anyone else learns nothing about the room.
-            let member = env.to_id == GLOBAL_ROOM || self.inner.store.is_member(&env.to_id, agent).await?;
+            let member =
+                env.to_id == GLOBAL_ROOM || self.inner.store.is_member(&env.to_id, agent).await?;
             if agent == &env.from_id || !member {
                 continue;
             }
@@ -194,7 +216,13 @@ impl Hub {
     }
 
     /// Read a room's history: messages with `seq > after_seq`, oldest first.
-    pub async fn history(&self, actor: &str, room: &str, after_seq: u64, limit: Option<u32>) -> Result<HistoryResult> {
+    pub async fn history(
+        &self,
+        actor: &str,
+        room: &str,
+        after_seq: u64,
+        limit: Option<u32>,
+    ) -> Result<HistoryResult> {
         let me = self.agent(actor).await?;
         self.readable_room(&me, room).await?;
         let max = self.inner.cfg.history_max_limit;
@@ -202,7 +230,11 @@ impl Hub {
         if limit == 0 || limit > max {
             return Err(Error::invalid("limit", format!("limit must be 1..={max}")));
         }
-        let page = self.inner.store.history(room, after_seq, limit as usize).await?;
+        let page = self
+            .inner
+            .store
+            .history(room, after_seq, limit as usize)
+            .await?;
         Ok(HistoryResult {
             messages: page.messages.iter().map(|m| (**m).clone()).collect(),
             first_available_seq: page.first_available_seq,
@@ -218,7 +250,10 @@ impl Hub {
         self.readable_room(&me, room).await?;
         let last = self.inner.store.last_seq(room).await?;
         if seq > last {
-            return Err(Error::invalid("seq", format!("seq {seq} is beyond the room's last seq {last}")));
+            return Err(Error::invalid(
+                "seq",
+                format!("seq {seq} is beyond the room's last seq {last}"),
+            ));
         }
         self.inner.store.advance_cursor(actor, room, seq).await
     }
@@ -239,7 +274,10 @@ impl Hub {
             if let Some(&last) = t.get(&key) {
                 let since = now.saturating_sub(last);
                 if since < min {
-                    return Err(Error::rate_limited("typing events are limited per room", min - since));
+                    return Err(Error::rate_limited(
+                        "typing events are limited per room",
+                        min - since,
+                    ));
                 }
             }
             t.insert(key, now);

@@ -81,7 +81,10 @@ impl Error {
     /// logged here and kept out of the client-facing message.
     pub fn unavailable(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "store unavailable");
-        Self::new(ErrorCode::Unavailable, "the hub's store is unavailable, retry later")
+        Self::new(
+            ErrorCode::Unavailable,
+            "the hub's store is unavailable, retry later",
+        )
     }
 
     /// The wire form.

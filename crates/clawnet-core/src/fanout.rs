@@ -122,7 +122,9 @@ impl Fanout {
             .push(conn.clone());
         let mut r = self.rooms.write();
         for room in rooms {
-            r.entry(Arc::from(room.as_str())).or_default().push(conn.clone());
+            r.entry(Arc::from(room.as_str()))
+                .or_default()
+                .push(conn.clone());
         }
     }
 

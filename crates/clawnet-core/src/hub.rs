@@ -203,7 +203,9 @@ impl Hub {
         s.pending.insert(frame.seq, frame);
         loop {
             let next = s.next;
-            let Some(f) = s.pending.remove(&next) else { break };
+            let Some(f) = s.pending.remove(&next) else {
+                break;
+            };
             s.next += 1;
             self.publish_frame(target.clone(), None, f);
         }
@@ -252,7 +254,9 @@ impl Hub {
     pub async fn audit_log(&self, actor: &str, filter: AuditFilter) -> Result<Vec<AuditEntry>> {
         let me = self.agent(actor).await?;
         if !me.role.reads_everything() {
-            return Err(Error::forbidden("reading the audit log needs master or warden"));
+            return Err(Error::forbidden(
+                "reading the audit log needs master or warden",
+            ));
         }
         self.inner.store.list_audit(filter).await
     }
@@ -316,8 +320,15 @@ impl Hub {
                     created_by: None,
                 })
                 .await?;
-            self.audit("identity", "system", "agent.create", MASTER_AGENT, None, json!({"role":"master"}))
-                .await;
+            self.audit(
+                "identity",
+                "system",
+                "agent.create",
+                MASTER_AGENT,
+                None,
+                json!({"role":"master"}),
+            )
+            .await;
         }
         match master_token {
             Some(t) => {
@@ -344,15 +355,26 @@ impl Hub {
 
     /// Check a bearer token; `unauthorized` for unknown or revoked tokens.
     /// `addr` names the caller in the audit entry of a failure.
-    pub async fn authenticate(&self, token: &str, addr: &str) -> Result<(Arc<AgentRecord>, String)> {
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        addr: &str,
+    ) -> Result<(Arc<AgentRecord>, String)> {
         let found = self.inner.store.find_token(&tokens::hash(token)).await?;
         // Comparing hashes in constant time keeps the lookup itself the only
         // timing signal, and that reveals nothing about a valid token.
         let rec = match found {
             Some(rec) if tokens::equal(&rec.hash, &tokens::hash(token)) => rec,
             _ => {
-                self.audit("auth", addr, "auth.failed", "token", Some("unknown or revoked token".into()), Value::Null)
-                    .await;
+                self.audit(
+                    "auth",
+                    addr,
+                    "auth.failed",
+                    "token",
+                    Some("unknown or revoked token".into()),
+                    Value::Null,
+                )
+                .await;
                 return Err(Error::unauthorized("unknown or revoked token"));
             }
         };
@@ -373,12 +395,19 @@ impl Hub {
             None => format!("agent-{}", &tokens::new_token_id()[4..]),
         };
         if !valid_agent_id(&agent_id) {
-            return Err(Error::invalid("agent_id", "agent_id must match [a-z0-9][a-z0-9._-]{0,63}"));
+            return Err(Error::invalid(
+                "agent_id",
+                "agent_id must match [a-z0-9][a-z0-9._-]{0,63}",
+            ));
         }
         if !valid_handle(handle) {
-            return Err(Error::invalid("handle", "handle must match [a-z0-9_-]{2,32}"));
+            return Err(Error::invalid(
+                "handle",
+                "handle must match [a-z0-9_-]{2,32}",
+            ));
         }
-        self.require_master(actor, "agent.create", &agent_id).await?;
+        self.require_master(actor, "agent.create", &agent_id)
+            .await?;
         let rec = AgentRecord {
             agent_id: agent_id.clone(),
             handle: normalize_handle(handle),
@@ -389,7 +418,10 @@ impl Hub {
         self.inner.store.insert_agent(rec.clone()).await?;
         // New agents start reading `global` from now, not from its oldest kept message.
         let last = self.inner.store.last_seq(GLOBAL_ROOM).await?;
-        self.inner.store.advance_cursor(&agent_id, GLOBAL_ROOM, last).await?;
+        self.inner
+            .store
+            .advance_cursor(&agent_id, GLOBAL_ROOM, last)
+            .await?;
         let issued = self.issue_token_unchecked(&agent_id).await?;
         self.audit(
             "identity",
@@ -400,39 +432,71 @@ impl Hub {
             json!({"handle": rec.handle, "role": role.as_str()}),
         )
         .await;
-        self.audit("identity", actor, "token.issue", &agent_id, None, json!({"token_id": issued.token_id}))
-            .await;
+        self.audit(
+            "identity",
+            actor,
+            "token.issue",
+            &agent_id,
+            None,
+            json!({"token_id": issued.token_id}),
+        )
+        .await;
         Ok((rec, issued))
     }
 
     /// Change a handle: master for anyone, an agent for itself.
-    pub async fn set_handle(&self, actor: &str, agent_id: &str, handle: &str) -> Result<AgentRecord> {
+    pub async fn set_handle(
+        &self,
+        actor: &str,
+        agent_id: &str,
+        handle: &str,
+    ) -> Result<AgentRecord> {
         if !valid_handle(handle.trim_start_matches('@')) {
-            return Err(Error::invalid("handle", "handle must match [a-z0-9_-]{2,32}"));
+            return Err(Error::invalid(
+                "handle",
+                "handle must match [a-z0-9_-]{2,32}",
+            ));
         }
-        self.require_self_or_master(actor, agent_id, "handle.change").await?;
+        self.require_self_or_master(actor, agent_id, "handle.change")
+            .await?;
         let new = normalize_handle(handle);
         let old = self.inner.store.set_handle(agent_id, &new).await?;
         self.forget_identity(agent_id);
-        self.audit("identity", actor, "handle.change", agent_id, None, json!({"from": old, "to": new}))
-            .await;
+        self.audit(
+            "identity",
+            actor,
+            "handle.change",
+            agent_id,
+            None,
+            json!({"from": old, "to": new}),
+        )
+        .await;
         Ok((*self.agent(agent_id).await?).clone())
     }
 
     /// Issue an additional token (self or master).
     pub async fn issue_token(&self, actor: &str, agent_id: &str) -> Result<IssuedToken> {
-        self.require_self_or_master(actor, agent_id, "token.issue").await?;
+        self.require_self_or_master(actor, agent_id, "token.issue")
+            .await?;
         self.agent(agent_id).await?;
         let issued = self.issue_token_unchecked(agent_id).await?;
-        self.audit("identity", actor, "token.issue", agent_id, None, json!({"token_id": issued.token_id}))
-            .await;
+        self.audit(
+            "identity",
+            actor,
+            "token.issue",
+            agent_id,
+            None,
+            json!({"token_id": issued.token_id}),
+        )
+        .await;
         Ok(issued)
     }
 
     /// Revoke every token of the agent and issue a new one (self or master).
     /// Connections made with the old tokens are closed.
     pub async fn rotate_tokens(&self, actor: &str, agent_id: &str) -> Result<IssuedToken> {
-        self.require_self_or_master(actor, agent_id, "token.rotate").await?;
+        self.require_self_or_master(actor, agent_id, "token.rotate")
+            .await?;
         self.agent(agent_id).await?;
         let revoked = self.inner.store.revoke_tokens(agent_id, None).await?;
         let issued = self.issue_token_unchecked(agent_id).await?;
@@ -451,15 +515,28 @@ impl Hub {
 
     /// Revoke one token, or all of them (self or master). Returns the ids
     /// revoked; connections made with them are closed.
-    pub async fn revoke_tokens(&self, actor: &str, agent_id: &str, token_id: Option<&str>) -> Result<Vec<String>> {
-        self.require_self_or_master(actor, agent_id, "token.revoke").await?;
+    pub async fn revoke_tokens(
+        &self,
+        actor: &str,
+        agent_id: &str,
+        token_id: Option<&str>,
+    ) -> Result<Vec<String>> {
+        self.require_self_or_master(actor, agent_id, "token.revoke")
+            .await?;
         let revoked = self.inner.store.revoke_tokens(agent_id, token_id).await?;
         if revoked.is_empty() {
             return Err(Error::not_found("no such token"));
         }
         self.close_token_connections(agent_id, &revoked);
-        self.audit("identity", actor, "token.revoke", agent_id, None, json!({"revoked": revoked}))
-            .await;
+        self.audit(
+            "identity",
+            actor,
+            "token.revoke",
+            agent_id,
+            None,
+            json!({"revoked": revoked}),
+        )
+        .await;
         Ok(revoked)
     }
 
@@ -467,7 +544,9 @@ impl Hub {
     pub async fn list_tokens(&self, actor: &str, agent_id: &str) -> Result<Vec<TokenRecord>> {
         let me = self.agent(actor).await?;
         if me.agent_id != agent_id && !me.role.reads_everything() {
-            return Err(Error::forbidden("only the agent itself, master or warden may list its tokens"));
+            return Err(Error::forbidden(
+                "only the agent itself, master or warden may list its tokens",
+            ));
         }
         let mut t = self.inner.store.list_tokens(agent_id).await?;
         for rec in &mut t {
@@ -480,7 +559,11 @@ impl Hub {
         let now = self.now();
         for c in self.inner.fanout.connections_of(agent_id) {
             if revoked.contains(&c.token_id) {
-                c.close("token_revoked", "the token of this connection was revoked", now);
+                c.close(
+                    "token_revoked",
+                    "the token of this connection was revoked",
+                    now,
+                );
             }
         }
     }
@@ -505,7 +588,13 @@ impl Hub {
         if me.role == Role::Master {
             return Ok(());
         }
-        self.refuse(actor, action, target, format!("{action} needs the master role")).await
+        self.refuse(
+            actor,
+            action,
+            target,
+            format!("{action} needs the master role"),
+        )
+        .await
     }
 
     async fn require_self_or_master(&self, actor: &str, target: &str, action: &str) -> Result<()> {
@@ -513,14 +602,32 @@ impl Hub {
         if me.role == Role::Master || me.agent_id == target {
             return Ok(());
         }
-        self.refuse(actor, action, target, format!("{action} on another agent needs the master role"))
-            .await
+        self.refuse(
+            actor,
+            action,
+            target,
+            format!("{action} on another agent needs the master role"),
+        )
+        .await
     }
 
     /// Refuse an action: audited as `policy.blocked`, answered `forbidden`.
-    pub(crate) async fn refuse<T>(&self, actor: &str, action: &str, target: &str, reason: String) -> Result<T> {
-        self.audit("policy", actor, "policy.blocked", target, Some(reason.clone()), json!({"action": action}))
-            .await;
+    pub(crate) async fn refuse<T>(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        reason: String,
+    ) -> Result<T> {
+        self.audit(
+            "policy",
+            actor,
+            "policy.blocked",
+            target,
+            Some(reason.clone()),
+            json!({"action": action}),
+        )
+        .await;
         Err(Error::forbidden(reason))
     }
 }

@@ -40,7 +40,10 @@ mod tests {
 
     #[test]
     fn finds_mentions_and_skips_emails() {
-        assert_eq!(parse("hi @Bob and @amy_2, @bob again"), vec!["bob", "amy_2"]);
+        assert_eq!(
+            parse("hi @Bob and @amy_2, @bob again"),
+            vec!["bob", "amy_2"]
+        );
         assert!(parse("mail me at a@b.com").is_empty());
         assert!(parse("@x is too short").is_empty());
         assert_eq!(parse("(@zed)"), vec!["zed"]);

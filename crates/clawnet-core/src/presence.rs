@@ -36,6 +36,9 @@ impl State {
     }
 }
 
+/// A `report`: the agent's activity line and details, replacing the last ones.
+pub type Report = (Option<String>, Option<Map<String, Value>>);
+
 /// Presence of every agent seen since start (bounded by the number of agents).
 #[derive(Debug, Default)]
 pub struct PresenceTable {
@@ -86,7 +89,7 @@ impl PresenceTable {
         &self,
         agent: &str,
         status: Option<PresenceStatus>,
-        report: Option<(Option<String>, Option<Map<String, Value>>)>,
+        report: Option<Report>,
         now: u64,
     ) -> bool {
         let mut m = self.states.lock();

@@ -49,7 +49,13 @@ impl Hub {
     pub(crate) async fn readable_room(&self, me: &AgentRecord, room: &str) -> Result<RoomRecord> {
         let rec = self.room_record(room).await?;
         match rec {
-            Some(r) if !r.private || me.role.reads_everything() || self.is_member(&r, &me.agent_id).await? => Ok(r),
+            Some(r)
+                if !r.private
+                    || me.role.reads_everything()
+                    || self.is_member(&r, &me.agent_id).await? =>
+            {
+                Ok(r)
+            }
             _ => Err(Error::not_found(format!("no room '{room}'"))),
         }
     }
@@ -125,7 +131,10 @@ impl Hub {
         }
         if let Some(r) = p.retention {
             if r == 0 || r > MAX_ROOM_RETENTION {
-                return Err(Error::invalid("retention", format!("retention must be 1..={MAX_ROOM_RETENTION}")));
+                return Err(Error::invalid(
+                    "retention",
+                    format!("retention must be 1..={MAX_ROOM_RETENTION}"),
+                ));
             }
         }
         let me = self.agent(actor).await?;
@@ -140,8 +149,15 @@ impl Hub {
         self.inner.store.create_room(rec.clone()).await?;
         self.init_sequencer(&rec.name).await?;
         self.add_member(&me, &rec.name, actor).await?;
-        self.audit("chat", actor, "room.create", &rec.name, None, json!({"private": rec.private}))
-            .await;
+        self.audit(
+            "chat",
+            actor,
+            "room.create",
+            &rec.name,
+            None,
+            json!({"private": rec.private}),
+        )
+        .await;
         self.room_info(&me, &rec).await
     }
 
@@ -185,7 +201,15 @@ impl Hub {
                 None,
                 event_frame(events::ROOM_LEFT, Some(room), &ev),
             );
-            self.audit("chat", actor, "room.leave", room, None, serde_json::Value::Null).await;
+            self.audit(
+                "chat",
+                actor,
+                "room.leave",
+                room,
+                None,
+                serde_json::Value::Null,
+            )
+            .await;
         }
         Ok(left)
     }
@@ -200,7 +224,12 @@ impl Hub {
         }
         if !me.role.reads_everything() && !self.is_member(&r, actor).await? {
             return self
-                .refuse(actor, "room.invite", room, "only members may invite to a room".into())
+                .refuse(
+                    actor,
+                    "room.invite",
+                    room,
+                    "only members may invite to a room".into(),
+                )
                 .await;
         }
         let target = self.resolve_agent(who).await?;
@@ -229,8 +258,15 @@ impl Hub {
             None,
             event_frame(events::ROOM_JOINED, Some(room), &ev),
         );
-        self.audit("chat", &by.agent_id, "room.join", room, None, json!({"agent_id": agent}))
-            .await;
+        self.audit(
+            "chat",
+            &by.agent_id,
+            "room.join",
+            room,
+            None,
+            json!({"agent_id": agent}),
+        )
+        .await;
         Ok(())
     }
 
@@ -266,7 +302,9 @@ impl Hub {
 
     /// Whether `me` may post into the room `r`.
     pub(crate) async fn may_post(&self, me: &AgentRecord, r: &RoomRecord) -> Result<bool> {
-        Ok(r.kind == RoomKind::Global || me.role == Role::Master || self.is_member(r, &me.agent_id).await?)
+        Ok(r.kind == RoomKind::Global
+            || me.role == Role::Master
+            || self.is_member(r, &me.agent_id).await?)
     }
 }
 

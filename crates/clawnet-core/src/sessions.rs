@@ -10,7 +10,7 @@ use std::time::Duration;
 use clawnet_proto::methods::{
     events, ConnectParams, ConnectResult, Disconnecting, PresenceEntry, PresenceStatus, ReplayGap,
 };
-use clawnet_proto::{PROTOCOL_VERSION, GLOBAL_ROOM};
+use clawnet_proto::{GLOBAL_ROOM, PROTOCOL_VERSION};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
@@ -47,10 +47,18 @@ impl Hub {
     /// before the replay plan is read, so a message committed in between is
     /// in the live queue and none falls between replay and live (the
     /// connection drops live frames that replay already sent).
-    pub async fn open_session(&self, agent: &AgentRecord, token_id: &str, p: ConnectParams) -> Result<OpenSession> {
+    pub async fn open_session(
+        &self,
+        agent: &AgentRecord,
+        token_id: &str,
+        p: ConnectParams,
+    ) -> Result<OpenSession> {
         if let Some(v) = p.protocol {
             if v != PROTOCOL_VERSION {
-                return Err(Error::invalid("protocol", format!("protocol {v} is not spoken here; use {PROTOCOL_VERSION}")));
+                return Err(Error::invalid(
+                    "protocol",
+                    format!("protocol {v} is not spoken here; use {PROTOCOL_VERSION}"),
+                ));
             }
         }
         let store = &self.inner.store;
@@ -73,7 +81,12 @@ impl Hub {
         let replay_from = rooms
             .iter()
             .map(|r| {
-                let from = p.resume.get(r).or_else(|| cursors.get(r)).copied().unwrap_or(0);
+                let from = p
+                    .resume
+                    .get(r)
+                    .or_else(|| cursors.get(r))
+                    .copied()
+                    .unwrap_or(0);
                 (r.clone(), from)
             })
             .collect();
@@ -101,8 +114,16 @@ impl Hub {
     /// event first if history from `after_seq + 1` is gone, then up to
     /// [`REPLAY_PAGE`] message events. Returns the frames and the last `seq`
     /// covered; an empty list means the room is caught up.
-    pub async fn replay_page(&self, room: &str, after_seq: u64) -> Result<(Vec<Arc<OutFrame>>, u64)> {
-        let page = self.inner.store.history(room, after_seq, REPLAY_PAGE).await?;
+    pub async fn replay_page(
+        &self,
+        room: &str,
+        after_seq: u64,
+    ) -> Result<(Vec<Arc<OutFrame>>, u64)> {
+        let page = self
+            .inner
+            .store
+            .history(room, after_seq, REPLAY_PAGE)
+            .await?;
         let mut frames = Vec::with_capacity(page.messages.len() + 1);
         if page.first_available_seq > after_seq + 1 {
             let gap = ReplayGap {
@@ -145,16 +166,27 @@ impl Hub {
 
     fn publish_presence(&self, agent: &str, handle: &str) {
         let entry = self.inner.presence.get(agent, handle);
-        self.publish_frame(Target::Everyone, None, event_frame(events::PRESENCE, None, &entry));
+        self.publish_frame(
+            Target::Everyone,
+            None,
+            event_frame(events::PRESENCE, None, &entry),
+        );
     }
 
     /// Set own presence (`online` or `idle`).
     pub async fn set_presence(&self, actor: &str, status: PresenceStatus) -> Result<PresenceEntry> {
         if status == PresenceStatus::Offline {
-            return Err(Error::invalid("status", "status must be online or idle; disconnect to go offline"));
+            return Err(Error::invalid(
+                "status",
+                "status must be online or idle; disconnect to go offline",
+            ));
         }
         let me = self.agent(actor).await?;
-        if self.inner.presence.set(actor, Some(status), None, self.now()) {
+        if self
+            .inner
+            .presence
+            .set(actor, Some(status), None, self.now())
+        {
             self.publish_presence(actor, &me.handle);
         }
         Ok(self.inner.presence.get(actor, &me.handle))
@@ -172,17 +204,30 @@ impl Hub {
         if status == Some(PresenceStatus::Offline) {
             return Err(Error::invalid("status", "status must be online or idle"));
         }
-        if activity.as_ref().is_some_and(|a| a.chars().count() > MAX_ACTIVITY_CHARS) {
-            return Err(Error::too_large("activity", format!("activity is limited to {MAX_ACTIVITY_CHARS} characters")));
+        if activity
+            .as_ref()
+            .is_some_and(|a| a.chars().count() > MAX_ACTIVITY_CHARS)
+        {
+            return Err(Error::too_large(
+                "activity",
+                format!("activity is limited to {MAX_ACTIVITY_CHARS} characters"),
+            ));
         }
         if let Some(m) = &meta {
             let size = serde_json::to_vec(m).map(|v| v.len()).unwrap_or(usize::MAX);
             if size > MAX_REPORT_META_BYTES {
-                return Err(Error::too_large("meta", format!("meta is limited to {MAX_REPORT_META_BYTES} bytes")));
+                return Err(Error::too_large(
+                    "meta",
+                    format!("meta is limited to {MAX_REPORT_META_BYTES} bytes"),
+                ));
             }
         }
         let me = self.agent(actor).await?;
-        if self.inner.presence.set(actor, status, Some((activity, meta)), self.now()) {
+        if self
+            .inner
+            .presence
+            .set(actor, status, Some((activity, meta)), self.now())
+        {
             self.publish_presence(actor, &me.handle);
         }
         Ok(self.inner.presence.get(actor, &me.handle))
@@ -224,7 +269,11 @@ impl Hub {
             let slot = last_active.entry(c.agent_id.to_string()).or_insert(0);
             *slot = (*slot).max(active);
         }
-        for agent in self.inner.presence.sweep(&last_active, cfg.idle_after_ms, now) {
+        for agent in self
+            .inner
+            .presence
+            .sweep(&last_active, cfg.idle_after_ms, now)
+        {
             let handle = self
                 .inner
                 .identities

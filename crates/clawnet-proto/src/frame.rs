@@ -94,8 +94,8 @@ mod tests {
 
     #[test]
     fn request_without_params_reads_as_null_params() {
-        let f: Frame = serde_json::from_value(json!({"type":"req","id":1,"method":"ping"}))
-            .expect("parse");
+        let f: Frame =
+            serde_json::from_value(json!({"type":"req","id":1,"method":"ping"})).expect("parse");
         match f {
             Frame::Req(r) => {
                 assert_eq!(r.method, "ping");
@@ -107,10 +107,7 @@ mod tests {
 
     #[test]
     fn error_response_omits_result() {
-        let r = ResponseFrame::err(
-            json!("a"),
-            ErrorBody::new(crate::ErrorCode::Invalid, "bad"),
-        );
+        let r = ResponseFrame::err(json!("a"), ErrorBody::new(crate::ErrorCode::Invalid, "bad"));
         let v = serde_json::to_value(Frame::Res(r)).expect("serialize");
         assert_eq!(
             v,

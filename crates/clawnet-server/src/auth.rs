@@ -53,7 +53,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Some(token) = bearer(&parts.headers) else {
             return Err(ApiError(Error::unauthorized(
                 "missing credential: send Authorization: Bearer <token>",

@@ -2,8 +2,9 @@
 
 use clawnet_core::{Error, Hub};
 use clawnet_proto::methods::{
-    to_value, AckParams, AckResult, HistoryParams, Method, PresenceList, PresenceSetParams, Pong,
-    ReportParams, RoomCreateParams, RoomInviteParams, RoomList, RoomParams, SendParams, TypingParams,
+    to_value, AckParams, AckResult, HistoryParams, Method, Pong, PresenceList, PresenceSetParams,
+    ReportParams, RoomCreateParams, RoomInviteParams, RoomList, RoomParams, SendParams,
+    TypingParams,
 };
 use clawnet_proto::ErrorCode;
 use serde::de::DeserializeOwned;
@@ -35,7 +36,10 @@ pub async fn call(hub: &Hub, agent: &str, method: Method, p: Value) -> Result<Re
                 out.json, out.duplicate
             )));
         }
-        Method::RoomCreate => to_value(&hub.create_room(agent, params::<RoomCreateParams>(p)?).await?),
+        Method::RoomCreate => to_value(
+            &hub.create_room(agent, params::<RoomCreateParams>(p)?)
+                .await?,
+        ),
         Method::RoomJoin => to_value(&hub.join_room(agent, &params::<RoomParams>(p)?.room).await?),
         Method::RoomLeave => {
             let room = params::<RoomParams>(p)?.room;
@@ -51,14 +55,20 @@ pub async fn call(hub: &Hub, agent: &str, method: Method, p: Value) -> Result<Re
         }),
         Method::RoomHistory => {
             let p = params::<HistoryParams>(p)?;
-            to_value(&hub.history(agent, &p.room, p.after_seq.unwrap_or(0), p.limit).await?)
+            to_value(
+                &hub.history(agent, &p.room, p.after_seq.unwrap_or(0), p.limit)
+                    .await?,
+            )
         }
         Method::Typing => {
             let p = params::<TypingParams>(p)?;
             hub.typing(agent, &p.room, p.typing).await?;
             json!({})
         }
-        Method::PresenceSet => to_value(&hub.set_presence(agent, params::<PresenceSetParams>(p)?.status).await?),
+        Method::PresenceSet => to_value(
+            &hub.set_presence(agent, params::<PresenceSetParams>(p)?.status)
+                .await?,
+        ),
         Method::PresenceList => to_value(&PresenceList {
             agents: hub.presence(agent).await?,
         }),
@@ -77,7 +87,10 @@ pub async fn call(hub: &Hub, agent: &str, method: Method, p: Value) -> Result<Re
                 _ => return Err(Error::invalid("params", "ack takes room and seq together")),
             }
             if want.is_empty() {
-                return Err(Error::invalid("params", "ack needs room and seq, or cursors"));
+                return Err(Error::invalid(
+                    "params",
+                    "ack needs room and seq, or cursors",
+                ));
             }
             let mut cursors = std::collections::BTreeMap::new();
             for (room, seq) in want {
@@ -93,5 +106,6 @@ pub async fn call(hub: &Hub, agent: &str, method: Method, p: Value) -> Result<Re
 
 /// Resolve a method name or answer `unknown_method`.
 pub fn resolve(name: &str) -> Result<Method, Error> {
-    Method::parse(name).ok_or_else(|| Error::new(ErrorCode::UnknownMethod, format!("unknown method '{name}'")))
+    Method::parse(name)
+        .ok_or_else(|| Error::new(ErrorCode::UnknownMethod, format!("unknown method '{name}'")))
 }

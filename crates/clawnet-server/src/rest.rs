@@ -5,7 +5,9 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use clawnet_core::store::AuditFilter;
-use clawnet_proto::methods::{PresenceList, RoomCreateParams, RoomInviteParams, RoomList, SendParams};
+use clawnet_proto::methods::{
+    PresenceList, RoomCreateParams, RoomInviteParams, RoomList, SendParams,
+};
 use clawnet_proto::Role;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -20,9 +22,15 @@ pub fn routes() -> Router<AppState> {
         .route("/readyz", get(readyz))
         .route("/api/v1/agents", get(list_agents).post(create_agent))
         .route("/api/v1/agents/{id}", get(get_agent))
-        .route("/api/v1/agents/{id}/tokens", get(list_tokens).post(issue_token))
+        .route(
+            "/api/v1/agents/{id}/tokens",
+            get(list_tokens).post(issue_token),
+        )
         .route("/api/v1/agents/{id}/tokens/rotate", post(rotate_tokens))
-        .route("/api/v1/agents/{id}/tokens/{token_id}", delete(revoke_token))
+        .route(
+            "/api/v1/agents/{id}/tokens/{token_id}",
+            delete(revoke_token),
+        )
         .route("/api/v1/handles", post(set_handle))
         .route("/api/v1/rooms", get(list_rooms).post(create_room))
         .route("/api/v1/rooms/{room}", get(get_room))
@@ -78,16 +86,26 @@ async fn create_agent(
 }
 
 async fn list_agents(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"agents": app.hub.list_agents(caller.id()).await?})))
+    Ok(Json(
+        json!({"agents": app.hub.list_agents(caller.id()).await?}),
+    ))
 }
 
-async fn get_agent(State(app): State<AppState>, caller: Caller, PathArgs(id): PathArgs<String>) -> ApiResult<Json<Value>> {
+async fn get_agent(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathArgs(id): PathArgs<String>,
+) -> ApiResult<Json<Value>> {
     app.hub.agent(caller.id()).await?;
     let a = app.hub.agent(&id).await?;
     Ok(Json(json!({"agent": *a})))
 }
 
-async fn list_tokens(State(app): State<AppState>, caller: Caller, PathArgs(id): PathArgs<String>) -> ApiResult<Json<Value>> {
+async fn list_tokens(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathArgs(id): PathArgs<String>,
+) -> ApiResult<Json<Value>> {
     let tokens: Vec<Value> = app
         .hub
         .list_tokens(caller.id(), &id)
@@ -121,7 +139,10 @@ async fn revoke_token(
     caller: Caller,
     PathArgs((id, token_id)): PathArgs<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let revoked = app.hub.revoke_tokens(caller.id(), &id, Some(&token_id)).await?;
+    let revoked = app
+        .hub
+        .revoke_tokens(caller.id(), &id, Some(&token_id))
+        .await?;
     Ok(Json(json!({ "revoked": revoked })))
 }
 
@@ -132,8 +153,15 @@ struct SetHandle {
     handle: String,
 }
 
-async fn set_handle(State(app): State<AppState>, caller: Caller, Body(b): Body<SetHandle>) -> ApiResult<Json<Value>> {
-    let a = app.hub.set_handle(caller.id(), &b.agent_id, &b.handle).await?;
+async fn set_handle(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(b): Body<SetHandle>,
+) -> ApiResult<Json<Value>> {
+    let a = app
+        .hub
+        .set_handle(caller.id(), &b.agent_id, &b.handle)
+        .await?;
     Ok(Json(json!({ "agent": a })))
 }
 
@@ -152,19 +180,37 @@ async fn create_room(
     Ok((StatusCode::CREATED, Json(json!(r))))
 }
 
-async fn get_room(State(app): State<AppState>, caller: Caller, PathArgs(room): PathArgs<String>) -> ApiResult<Json<Value>> {
+async fn get_room(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathArgs(room): PathArgs<String>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(json!(app.hub.get_room(caller.id(), &room).await?)))
 }
 
-async fn room_members(State(app): State<AppState>, caller: Caller, PathArgs(room): PathArgs<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"room": room, "members": app.hub.room_members(caller.id(), &room).await?})))
+async fn room_members(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathArgs(room): PathArgs<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({"room": room, "members": app.hub.room_members(caller.id(), &room).await?}),
+    ))
 }
 
-async fn join_room(State(app): State<AppState>, caller: Caller, PathArgs(room): PathArgs<String>) -> ApiResult<Json<Value>> {
+async fn join_room(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathArgs(room): PathArgs<String>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(json!(app.hub.join_room(caller.id(), &room).await?)))
 }
 
-async fn leave_room(State(app): State<AppState>, caller: Caller, PathArgs(room): PathArgs<String>) -> ApiResult<Json<Value>> {
+async fn leave_room(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathArgs(room): PathArgs<String>,
+) -> ApiResult<Json<Value>> {
     let left = app.hub.leave_room(caller.id(), &room).await?;
     Ok(Json(json!({"room": room, "left": left})))
 }
@@ -181,8 +227,13 @@ async fn invite(
     PathArgs(room): PathArgs<String>,
     Body(b): Body<Invite>,
 ) -> ApiResult<Json<Value>> {
-    let p = RoomInviteParams { room, agent: b.agent };
-    Ok(Json(json!(app.hub.invite(caller.id(), &p.room, &p.agent).await?)))
+    let p = RoomInviteParams {
+        room,
+        agent: b.agent,
+    };
+    Ok(Json(json!(
+        app.hub.invite(caller.id(), &p.room, &p.agent).await?
+    )))
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,9 +263,20 @@ async fn send(
 ) -> ApiResult<(StatusCode, axum::response::Response)> {
     use axum::response::IntoResponse;
     let out = app.hub.send(caller.id(), b).await?;
-    let status = if out.duplicate { StatusCode::OK } else { StatusCode::CREATED };
-    let body = format!(r#"{{"message":{},"duplicate":{}}}"#, out.json, out.duplicate);
-    let res = ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
+    let status = if out.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let body = format!(
+        r#"{{"message":{},"duplicate":{}}}"#,
+        out.json, out.duplicate
+    );
+    let res = (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
     Ok((status, res))
 }
 
@@ -234,10 +296,17 @@ struct LogsQuery {
     limit: Option<usize>,
 }
 
-async fn logs(State(app): State<AppState>, caller: Caller, Params(q): Params<LogsQuery>) -> ApiResult<Json<Value>> {
+async fn logs(
+    State(app): State<AppState>,
+    caller: Caller,
+    Params(q): Params<LogsQuery>,
+) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
-        return Err(ApiError(clawnet_core::Error::invalid("limit", "limit must be 1..=1000")));
+        return Err(ApiError(clawnet_core::Error::invalid(
+            "limit",
+            "limit must be 1..=1000",
+        )));
     }
     let entries = app
         .hub

@@ -45,7 +45,10 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let own = origin
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"))
@@ -66,7 +69,10 @@ pub async fn upgrade(
     }
     let token = bearer(&headers).map(str::to_owned).or(q.token);
     let Some(token) = token else {
-        return ApiError(Error::unauthorized("missing credential: Authorization: Bearer <token> or ?token=")).into_response();
+        return ApiError(Error::unauthorized(
+            "missing credential: Authorization: Bearer <token> or ?token=",
+        ))
+        .into_response();
     };
     let (agent, token_id) = match app.hub.authenticate(&token, &addr).await {
         Ok(v) => v,
@@ -98,7 +104,10 @@ fn res_err(id: Value, e: ErrorBody) -> String {
 fn parse(text: &str) -> Result<(Value, String, Value), (Value, Error)> {
     match serde_json::from_str::<Frame>(text) {
         Ok(Frame::Req(r)) => Ok((r.id, r.method, r.params)),
-        Ok(_) => Err((Value::Null, Error::invalid("type", "clients send frames of type req"))),
+        Ok(_) => Err((
+            Value::Null,
+            Error::invalid("type", "clients send frames of type req"),
+        )),
         Err(e) => {
             // Answer with the id if the frame had a readable one.
             let id = serde_json::from_str::<Value>(text)
@@ -111,13 +120,22 @@ fn parse(text: &str) -> Result<(Value, String, Value), (Value, Error)> {
 }
 
 async fn send_text(socket: &mut WebSocket, text: String) -> bool {
-    socket.send(Message::Text(Utf8Bytes::from(text))).await.is_ok()
+    socket
+        .send(Message::Text(Utf8Bytes::from(text)))
+        .await
+        .is_ok()
 }
 
 /// Wait for `connect`, answering anything else with an error, until the
 /// handshake timeout.
-async fn handshake(hub: &Hub, socket: &mut WebSocket, agent: &AgentRecord, token_id: &str) -> Option<OpenSession> {
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(hub.config().handshake_timeout_ms);
+async fn handshake(
+    hub: &Hub,
+    socket: &mut WebSocket,
+    agent: &AgentRecord,
+    token_id: &str,
+) -> Option<OpenSession> {
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(hub.config().handshake_timeout_ms);
     loop {
         let msg = match tokio::time::timeout_at(deadline, socket.recv()).await {
             Err(_) => {
@@ -154,11 +172,19 @@ async fn handshake(hub: &Hub, socket: &mut WebSocket, agent: &AgentRecord, token
             send_text(socket, res_err(id, e.body())).await;
             continue;
         }
-        let p = if params.is_null() { Value::Object(Default::default()) } else { params };
+        let p = if params.is_null() {
+            Value::Object(Default::default())
+        } else {
+            params
+        };
         let p: ConnectParams = match serde_json::from_value(p) {
             Ok(p) => p,
             Err(e) => {
-                send_text(socket, res_err(id, Error::invalid("params", e.to_string()).body())).await;
+                send_text(
+                    socket,
+                    res_err(id, Error::invalid("params", e.to_string()).body()),
+                )
+                .await;
                 continue;
             }
         };
@@ -205,7 +231,12 @@ fn text_of(f: &OutFrame) -> Option<Message> {
     Utf8Bytes::try_from(f.text.clone()).ok().map(Message::Text)
 }
 
-async fn replay(hub: &Hub, socket: &mut WebSocket, s: &OpenSession, sent: &mut Sent) -> Result<(), Error> {
+async fn replay(
+    hub: &Hub,
+    socket: &mut WebSocket,
+    s: &OpenSession,
+    sent: &mut Sent,
+) -> Result<(), Error> {
     let mut done = ReplayDone {
         rooms: Default::default(),
         replayed: 0,
@@ -218,7 +249,10 @@ async fn replay(hub: &Hub, socket: &mut WebSocket, s: &OpenSession, sent: &mut S
             for f in &frames {
                 sent.admit(f);
                 if let Some(m) = text_of(f) {
-                    socket.feed(m).await.map_err(|_| Error::new(ErrorCode::Unavailable, "socket closed"))?;
+                    socket
+                        .feed(m)
+                        .await
+                        .map_err(|_| Error::new(ErrorCode::Unavailable, "socket closed"))?;
                 }
             }
             done.replayed += n as u64;
@@ -232,7 +266,10 @@ async fn replay(hub: &Hub, socket: &mut WebSocket, s: &OpenSession, sent: &mut S
     }
     let f = clawnet_core::frames::event_frame(events::REPLAY_DONE, None, &done);
     if let Some(m) = text_of(&f) {
-        socket.send(m).await.map_err(|_| Error::new(ErrorCode::Unavailable, "socket closed"))?;
+        socket
+            .send(m)
+            .await
+            .map_err(|_| Error::new(ErrorCode::Unavailable, "socket closed"))?;
     }
     Ok(())
 }
@@ -258,7 +295,11 @@ async fn drive(hub: Hub, mut socket: WebSocket, agent: Arc<AgentRecord>, token_i
             }
             socket
                 .send(Message::Close(Some(CloseFrame {
-                    code: if reason.reason == "shutdown" { 1012 } else { 1008 },
+                    code: if reason.reason == "shutdown" {
+                        1012
+                    } else {
+                        1008
+                    },
                     reason: reason.reason.clone().into(),
                 })))
                 .await

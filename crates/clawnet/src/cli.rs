@@ -53,7 +53,9 @@ pub struct LoginArgs {
 pub async fn login(a: LoginArgs) -> anyhow::Result<()> {
     let (url, token) = a.conn.resolve()?;
     let rest = Rest::new(&url, token.clone())?;
-    rest.rooms().await.context("the hub refused this URL and token")?;
+    rest.rooms()
+        .await
+        .context("the hub refused this URL and token")?;
     let path = config::save_login(&url, &token)?;
     println!("logged in to {url}; saved to {}", path.display());
     Ok(())
@@ -111,7 +113,10 @@ pub async fn chat(a: ChatArgs) -> anyhow::Result<()> {
         if a.conn.json {
             println!("{}", serde_json::to_string(&r.message)?);
         } else {
-            println!("sent #{} seq {} ({})", r.message.to_id, r.message.seq, r.message.id);
+            println!(
+                "sent #{} seq {} ({})",
+                r.message.to_id, r.message.seq, r.message.id
+            );
         }
     }
     Ok(())
@@ -170,12 +175,21 @@ pub async fn tail(a: TailArgs) -> anyhow::Result<()> {
     while let Some(ev) = events.recv().await {
         match ev {
             SessionEvent::Message(m) if m.to_id == a.room => print_message(&m, a.conn.json),
-            SessionEvent::Reconnecting { attempt, delay, reason } => {
-                eprintln!("reconnecting (attempt {attempt}, in {} ms): {reason}", delay.as_millis());
+            SessionEvent::Reconnecting {
+                attempt,
+                delay,
+                reason,
+            } => {
+                eprintln!(
+                    "reconnecting (attempt {attempt}, in {} ms): {reason}",
+                    delay.as_millis()
+                );
             }
             SessionEvent::Connected(_) => {}
             SessionEvent::Disconnected { reason } => bail!("disconnected: {reason}"),
-            SessionEvent::Event(e) if e.event == "replay.gap" && e.room.as_deref() == Some(&a.room) => {
+            SessionEvent::Event(e)
+                if e.event == "replay.gap" && e.room.as_deref() == Some(&a.room) =>
+            {
                 eprintln!("note: some history is gone: {}", e.data);
             }
             _ => {}
@@ -227,14 +241,24 @@ pub async fn agents(cmd: AgentsCmd) -> anyhow::Result<()> {
                 }
             }
         }
-        AgentsCmd::Create { conn, id, handle, role } => {
+        AgentsCmd::Create {
+            conn,
+            id,
+            handle,
+            role,
+        } => {
             let body = json!({"agent_id": id, "handle": handle, "role": role});
             let (_, v): (u16, Value) = conn.rest()?.post("/agents", &body).await?;
             if conn.json {
                 println!("{v}");
             } else {
                 let f = |k: &str| v["agent"][k].as_str().unwrap_or("").to_owned();
-                println!("created {} (@{}, {})", f("agent_id"), f("handle"), f("role"));
+                println!(
+                    "created {} (@{}, {})",
+                    f("agent_id"),
+                    f("handle"),
+                    f("role")
+                );
                 println!("token (shown once): {}", v["token"].as_str().unwrap_or(""));
             }
         }

@@ -44,24 +44,123 @@ struct Key {
 }
 
 const KEYS: &[Key] = &[
-    Key { name: "listen", kind: Kind::Addr, help: "address to listen on" },
-    Key { name: "store", kind: Kind::Str, help: "state store: memory" },
-    Key { name: "master_token", kind: Kind::Str, help: "the master credential (at least 32 characters)" },
-    Key { name: "log_level", kind: Kind::Str, help: "tracing filter, e.g. info or clawnet=debug" },
-    Key { name: "chat.max_payload_bytes", kind: Kind::Int { min: 64, max: 16 << 20 }, help: "largest chat payload" },
-    Key { name: "chat.max_json_depth", kind: Kind::Int { min: 2, max: 128 }, help: "deepest payload nesting" },
-    Key { name: "chat.retention_messages", kind: Kind::Int { min: 1, max: 1_000_000 }, help: "messages kept per room in memory" },
-    Key { name: "chat.dedupe_window_secs", kind: Kind::Int { min: 0, max: 86_400 }, help: "sender dedupe window" },
-    Key { name: "chat.dedupe_max_entries", kind: Kind::Int { min: 1, max: 10_000_000 }, help: "dedupe keys kept" },
-    Key { name: "chat.history_max_limit", kind: Kind::Int { min: 1, max: 10_000 }, help: "largest history page" },
-    Key { name: "chat.typing_min_interval_ms", kind: Kind::Int { min: 0, max: 60_000 }, help: "typing rate limit" },
-    Key { name: "presence.idle_after_secs", kind: Kind::Int { min: 1, max: 86_400 }, help: "inactivity before idle" },
-    Key { name: "presence.heartbeat_interval_secs", kind: Kind::Int { min: 1, max: 3_600 }, help: "client heartbeat interval" },
-    Key { name: "presence.heartbeat_timeout_secs", kind: Kind::Int { min: 2, max: 7_200 }, help: "silence before offline" },
-    Key { name: "ws.outbound_queue", kind: Kind::Int { min: 16, max: 1_000_000 }, help: "frames queued per connection" },
-    Key { name: "ws.handshake_timeout_secs", kind: Kind::Int { min: 1, max: 300 }, help: "time to send connect" },
-    Key { name: "ws.max_frame_bytes", kind: Kind::Int { min: 1024, max: 64 << 20 }, help: "largest WebSocket message" },
-    Key { name: "ws.allowed_origins", kind: Kind::List, help: "browser origins allowed on /ws (comma-separated in env)" },
+    Key {
+        name: "listen",
+        kind: Kind::Addr,
+        help: "address to listen on",
+    },
+    Key {
+        name: "store",
+        kind: Kind::Str,
+        help: "state store: memory",
+    },
+    Key {
+        name: "master_token",
+        kind: Kind::Str,
+        help: "the master credential (at least 32 characters)",
+    },
+    Key {
+        name: "log_level",
+        kind: Kind::Str,
+        help: "tracing filter, e.g. info or clawnet=debug",
+    },
+    Key {
+        name: "chat.max_payload_bytes",
+        kind: Kind::Int {
+            min: 64,
+            max: 16 << 20,
+        },
+        help: "largest chat payload",
+    },
+    Key {
+        name: "chat.max_json_depth",
+        kind: Kind::Int { min: 2, max: 128 },
+        help: "deepest payload nesting",
+    },
+    Key {
+        name: "chat.retention_messages",
+        kind: Kind::Int {
+            min: 1,
+            max: 1_000_000,
+        },
+        help: "messages kept per room in memory",
+    },
+    Key {
+        name: "chat.dedupe_window_secs",
+        kind: Kind::Int {
+            min: 0,
+            max: 86_400,
+        },
+        help: "sender dedupe window",
+    },
+    Key {
+        name: "chat.dedupe_max_entries",
+        kind: Kind::Int {
+            min: 1,
+            max: 10_000_000,
+        },
+        help: "dedupe keys kept",
+    },
+    Key {
+        name: "chat.history_max_limit",
+        kind: Kind::Int {
+            min: 1,
+            max: 10_000,
+        },
+        help: "largest history page",
+    },
+    Key {
+        name: "chat.typing_min_interval_ms",
+        kind: Kind::Int {
+            min: 0,
+            max: 60_000,
+        },
+        help: "typing rate limit",
+    },
+    Key {
+        name: "presence.idle_after_secs",
+        kind: Kind::Int {
+            min: 1,
+            max: 86_400,
+        },
+        help: "inactivity before idle",
+    },
+    Key {
+        name: "presence.heartbeat_interval_secs",
+        kind: Kind::Int { min: 1, max: 3_600 },
+        help: "client heartbeat interval",
+    },
+    Key {
+        name: "presence.heartbeat_timeout_secs",
+        kind: Kind::Int { min: 2, max: 7_200 },
+        help: "silence before offline",
+    },
+    Key {
+        name: "ws.outbound_queue",
+        kind: Kind::Int {
+            min: 16,
+            max: 1_000_000,
+        },
+        help: "frames queued per connection",
+    },
+    Key {
+        name: "ws.handshake_timeout_secs",
+        kind: Kind::Int { min: 1, max: 300 },
+        help: "time to send connect",
+    },
+    Key {
+        name: "ws.max_frame_bytes",
+        kind: Kind::Int {
+            min: 1024,
+            max: 64 << 20,
+        },
+        help: "largest WebSocket message",
+    },
+    Key {
+        name: "ws.allowed_origins",
+        kind: Kind::List,
+        help: "browser origins allowed on /ws (comma-separated in env)",
+    },
 ];
 
 /// The environment variable of a key: `CLAWNET_` and the key upper-cased,
@@ -72,9 +171,15 @@ pub fn env_name(key: &str) -> String {
 
 /// Help text listing every key, for `clawnet serve --help`.
 pub fn keys_help() -> String {
-    let mut s = String::from("Configuration keys (TOML key / environment variable / --set key=value):\n");
+    let mut s =
+        String::from("Configuration keys (TOML key / environment variable / --set key=value):\n");
     for k in KEYS {
-        s.push_str(&format!("  {:34} {:40} {}\n", k.name, env_name(k.name), k.help));
+        s.push_str(&format!(
+            "  {:34} {:40} {}\n",
+            k.name,
+            env_name(k.name),
+            k.help
+        ));
     }
     s
 }
@@ -110,7 +215,11 @@ pub struct Inputs {
 
 fn flatten(prefix: &str, t: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
     for (k, v) in t {
-        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         match v {
             toml::Value::Table(inner) => flatten(&key, inner, out),
             other => out.push((key, other.clone())),
@@ -160,7 +269,9 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<String>> {
     let mut lists: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     let mut listen = None;
     for k in KEYS {
-        let Some((src, v)) = raw.get(k.name) else { continue };
+        let Some((src, v)) = raw.get(k.name) else {
+            continue;
+        };
         let fail = |why: String| format!("{} ({src}): {why}", k.name);
         match (k.kind, v) {
             (Kind::Int { min, max }, v) => {
@@ -178,7 +289,8 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<String>> {
                 }
             }
             (Kind::List, Raw::Toml(toml::Value::Array(a))) => {
-                let items: Option<Vec<String>> = a.iter().map(|x| x.as_str().map(str::to_owned)).collect();
+                let items: Option<Vec<String>> =
+                    a.iter().map(|x| x.as_str().map(str::to_owned)).collect();
                 match items {
                     Some(items) => {
                         lists.insert(k.name, items);
@@ -189,7 +301,11 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<String>> {
             (Kind::List, Raw::Text(s)) => {
                 lists.insert(
                     k.name,
-                    s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_owned).collect(),
+                    s.split(',')
+                        .map(str::trim)
+                        .filter(|x| !x.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
                 );
             }
             (Kind::Str | Kind::Addr, v) => {
@@ -201,7 +317,8 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<String>> {
                 match (k.kind, s) {
                     (Kind::Addr, Some(s)) => match s.parse::<SocketAddr>() {
                         Ok(a) => listen = Some(a),
-                        Err(_) => errors.push(fail(format!("'{s}' is not an address like 127.0.0.1:3000"))),
+                        Err(_) => errors
+                            .push(fail(format!("'{s}' is not an address like 127.0.0.1:3000"))),
                     },
                     (_, Some(s)) => {
                         strs.insert(k.name, s);
@@ -216,17 +333,32 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<String>> {
     let d = HubConfig::default();
     let secs = |k: &str, dflt: u64| ints.get(k).map_or(dflt, |s| s * 1000);
     let hub = HubConfig {
-        max_payload_bytes: ints.get("chat.max_payload_bytes").map_or(d.max_payload_bytes, |v| *v as usize),
-        max_json_depth: ints.get("chat.max_json_depth").map_or(d.max_json_depth, |v| *v as usize),
-        retention_messages: ints.get("chat.retention_messages").map_or(d.retention_messages, |v| *v as u32),
+        max_payload_bytes: ints
+            .get("chat.max_payload_bytes")
+            .map_or(d.max_payload_bytes, |v| *v as usize),
+        max_json_depth: ints
+            .get("chat.max_json_depth")
+            .map_or(d.max_json_depth, |v| *v as usize),
+        retention_messages: ints
+            .get("chat.retention_messages")
+            .map_or(d.retention_messages, |v| *v as u32),
         dedupe_window_ms: secs("chat.dedupe_window_secs", d.dedupe_window_ms),
-        dedupe_max_entries: ints.get("chat.dedupe_max_entries").map_or(d.dedupe_max_entries, |v| *v as usize),
-        history_max_limit: ints.get("chat.history_max_limit").map_or(d.history_max_limit, |v| *v as u32),
-        typing_min_interval_ms: ints.get("chat.typing_min_interval_ms").copied().unwrap_or(d.typing_min_interval_ms),
+        dedupe_max_entries: ints
+            .get("chat.dedupe_max_entries")
+            .map_or(d.dedupe_max_entries, |v| *v as usize),
+        history_max_limit: ints
+            .get("chat.history_max_limit")
+            .map_or(d.history_max_limit, |v| *v as u32),
+        typing_min_interval_ms: ints
+            .get("chat.typing_min_interval_ms")
+            .copied()
+            .unwrap_or(d.typing_min_interval_ms),
         idle_after_ms: secs("presence.idle_after_secs", d.idle_after_ms),
         heartbeat_interval_ms: secs("presence.heartbeat_interval_secs", d.heartbeat_interval_ms),
         heartbeat_timeout_ms: secs("presence.heartbeat_timeout_secs", d.heartbeat_timeout_ms),
-        outbound_queue: ints.get("ws.outbound_queue").map_or(d.outbound_queue, |v| *v as usize),
+        outbound_queue: ints
+            .get("ws.outbound_queue")
+            .map_or(d.outbound_queue, |v| *v as usize),
         handshake_timeout_ms: secs("ws.handshake_timeout_secs", d.handshake_timeout_ms),
         sweep_interval_ms: d.sweep_interval_ms,
     };
@@ -249,7 +381,9 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<String>> {
     }
     let store = strs.remove("store").unwrap_or_else(|| "memory".to_owned());
     if store != "memory" {
-        errors.push(format!("store: '{store}' is not available in this build; use memory"));
+        errors.push(format!(
+            "store: '{store}' is not available in this build; use memory"
+        ));
     }
     let master_token = strs.remove("master_token");
     if let Some(t) = &master_token {
@@ -264,7 +398,9 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<String>> {
         listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000))),
         store,
         master_token,
-        log_level: strs.remove("log_level").unwrap_or_else(|| "info".to_owned()),
+        log_level: strs
+            .remove("log_level")
+            .unwrap_or_else(|| "info".to_owned()),
         hub,
         server: ServerOptions {
             allowed_origins: lists.remove("ws.allowed_origins").unwrap_or_default(),
@@ -278,7 +414,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -308,12 +447,21 @@ mod tests {
     fn every_problem_is_listed_with_its_key() {
         let errs = load(Inputs {
             file: Some("colour = \"red\"\n[chat]\nretention_messages = 0\n".into()),
-            env: env(&[("CLAWNET_LISTEN", "nowhere"), ("CLAWNET_WS_OUTBOUND_QUEUE", "many")]),
+            env: env(&[
+                ("CLAWNET_LISTEN", "nowhere"),
+                ("CLAWNET_WS_OUTBOUND_QUEUE", "many"),
+            ]),
             flags: vec![("nope".into(), "1".into())],
         })
         .expect_err("must fail");
         let all = errs.join("\n");
-        for needle in ["colour", "chat.retention_messages", "listen", "ws.outbound_queue", "nope"] {
+        for needle in [
+            "colour",
+            "chat.retention_messages",
+            "listen",
+            "ws.outbound_queue",
+            "nope",
+        ] {
             assert!(all.contains(needle), "missing {needle} in:\n{all}");
         }
         assert_eq!(errs.len(), 5, "{all}");

@@ -7,7 +7,11 @@ mod serve;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "clawnet", version, about = "The meeting place for a fleet of AI agents")]
+#[command(
+    name = "clawnet",
+    version,
+    about = "The meeting place for a fleet of AI agents"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -33,10 +33,15 @@ pub struct ServeArgs {
 
 fn inputs(args: &ServeArgs) -> anyhow::Result<Inputs> {
     let file = match &args.config {
-        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?),
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read config file {}", p.display()))?,
+        ),
         None => None,
     };
-    let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("CLAWNET_")).collect();
+    let env: BTreeMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("CLAWNET_"))
+        .collect();
     let mut flags = Vec::new();
     for s in &args.set {
         let (k, v) = s
@@ -44,7 +49,11 @@ fn inputs(args: &ServeArgs) -> anyhow::Result<Inputs> {
             .with_context(|| format!("--set {s}: expected KEY=VALUE"))?;
         flags.push((k.trim().to_owned(), v.to_owned()));
     }
-    for (k, v) in [("listen", &args.listen), ("store", &args.store), ("log_level", &args.log_level)] {
+    for (k, v) in [
+        ("listen", &args.listen),
+        ("store", &args.store),
+        ("log_level", &args.log_level),
+    ] {
         if let Some(v) = v {
             flags.push((k.to_owned(), v.clone()));
         }

@@ -14,7 +14,7 @@ use clawnet_proto::Envelope;
 use parking_lot::{Mutex, RwLock};
 
 use super::{
-    AgentRecord, Appended, AppendLimits, AuditEntry, AuditFilter, HistoryPage, MessageDraft,
+    AgentRecord, AppendLimits, Appended, AuditEntry, AuditFilter, HistoryPage, MessageDraft,
     RoomRecord, Store, TokenRecord,
 };
 use crate::error::{Error, Result};
@@ -110,7 +110,11 @@ impl MemoryStore {
         if let Some(l) = self.logs.read().get(room) {
             return l.clone();
         }
-        self.logs.write().entry(room.to_owned()).or_default().clone()
+        self.logs
+            .write()
+            .entry(room.to_owned())
+            .or_default()
+            .clone()
     }
 
     fn shard(&self, key: &DedupeKey) -> &Mutex<DedupeShard> {
@@ -136,7 +140,10 @@ impl Store for MemoryStore {
     async fn insert_agent(&self, agent: AgentRecord) -> Result<()> {
         let mut id = self.identity.write();
         if id.agents.contains_key(&agent.agent_id) {
-            return Err(Error::conflict(format!("agent id '{}' is taken", agent.agent_id)));
+            return Err(Error::conflict(format!(
+                "agent id '{}' is taken",
+                agent.agent_id
+            )));
         }
         let handle = agent.handle.to_ascii_lowercase();
         if id.handles.contains_key(&handle) {
@@ -185,7 +192,10 @@ impl Store for MemoryStore {
     }
 
     async fn insert_token(&self, token: TokenRecord) -> Result<()> {
-        self.identity.write().tokens.insert(token.hash.clone(), token);
+        self.identity
+            .write()
+            .tokens
+            .insert(token.hash.clone(), token);
         Ok(())
     }
 
@@ -332,11 +342,7 @@ impl Store for MemoryStore {
     }
 
     async fn last_seq(&self, room: &str) -> Result<u64> {
-        Ok(self
-            .logs
-            .read()
-            .get(room)
-            .map_or(0, |l| l.lock().last_seq))
+        Ok(self.logs.read().get(room).map_or(0, |l| l.lock().last_seq))
     }
 
     async fn advance_cursor(&self, agent_id: &str, room: &str, seq: u64) -> Result<u64> {
@@ -351,7 +357,12 @@ impl Store for MemoryStore {
     }
 
     async fn cursors(&self, agent_id: &str) -> Result<HashMap<String, u64>> {
-        Ok(self.cursors.lock().get(agent_id).cloned().unwrap_or_default())
+        Ok(self
+            .cursors
+            .lock()
+            .get(agent_id)
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn append_audit(&self, mut entry: AuditEntry) -> Result<AuditEntry> {
@@ -367,13 +378,12 @@ impl Store for MemoryStore {
 
     async fn list_audit(&self, filter: AuditFilter) -> Result<Vec<AuditEntry>> {
         let a = self.audit.lock();
-        let hits: Vec<_> = a
-            .1
-            .iter()
-            .filter(|e| filter.kind.as_ref().is_none_or(|k| &e.kind == k))
-            .filter(|e| filter.actor.as_ref().is_none_or(|k| &e.actor == k))
-            .filter(|e| filter.since_ms.is_none_or(|s| e.ts >= s))
-            .collect();
+        let hits: Vec<_> =
+            a.1.iter()
+                .filter(|e| filter.kind.as_ref().is_none_or(|k| &e.kind == k))
+                .filter(|e| filter.actor.as_ref().is_none_or(|k| &e.actor == k))
+                .filter(|e| filter.since_ms.is_none_or(|s| e.ts >= s))
+                .collect();
         let skip = hits.len().saturating_sub(filter.limit);
         Ok(hits.into_iter().skip(skip).cloned().collect())
     }

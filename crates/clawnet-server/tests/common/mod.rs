@@ -49,7 +49,9 @@ pub async fn start_with(cfg: HubConfig, clock: Option<Arc<dyn Clock>>) -> TestHu
     }
     let hub = b.build().await.expect("hub builds");
     hub.bootstrap(Some(MASTER)).await.expect("bootstrap");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = oneshot::channel::<()>();
     let state = AppState {
@@ -78,7 +80,11 @@ impl TestHub {
 
     /// Register a worker with `id` as both id and handle; returns its token.
     pub async fn agent(&self, id: &str) -> String {
-        let (_, token) = self.master().create_agent(id, id, "worker").await.expect("create agent");
+        let (_, token) = self
+            .master()
+            .create_agent(id, id, "worker")
+            .await
+            .expect("create agent");
         token
     }
 
@@ -111,17 +117,27 @@ pub struct Raw {
     pub events: VecDeque<Value>,
 }
 
-pub async fn upgrade(addr: SocketAddr, token: Option<&str>) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+pub async fn upgrade(
+    addr: SocketAddr,
+    token: Option<&str>,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
     let mut req = format!("ws://{addr}/ws").into_client_request()?;
     if let Some(t) = token {
-        req.headers_mut()
-            .insert("authorization", HeaderValue::from_str(&format!("Bearer {t}")).expect("header"));
+        req.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {t}")).expect("header"),
+        );
     }
-    tokio_tungstenite::connect_async(req).await.map(|(ws, _)| ws)
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map(|(ws, _)| ws)
 }
 
 impl Raw {
-    pub async fn open(addr: SocketAddr, token: &str) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+    pub async fn open(
+        addr: SocketAddr,
+        token: &str,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
         Ok(Self {
             ws: upgrade(addr, Some(token)).await?,
             next_id: 0,
@@ -130,15 +146,22 @@ impl Raw {
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        self.ws.send(Message::Text(text.into())).await.expect("send");
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
     }
 
     /// Next frame, or `None` when the socket closed.
     pub async fn next(&mut self) -> Option<Value> {
         loop {
-            let m = tokio::time::timeout(WAIT, self.ws.next()).await.expect("a frame within the wait");
+            let m = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame within the wait");
             match m {
-                Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(&t).expect("json frame")),
+                Some(Ok(Message::Text(t))) => {
+                    return Some(serde_json::from_str(&t).expect("json frame"))
+                }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
                 Some(Ok(_)) => continue,
             }
@@ -155,7 +178,10 @@ impl Raw {
 
     pub async fn response(&mut self, id: u64) -> Value {
         loop {
-            let f = self.next().await.expect("connection open while awaiting a response");
+            let f = self
+                .next()
+                .await
+                .expect("connection open while awaiting a response");
             if f["type"] == "res" && f["id"] == id {
                 return f;
             }
@@ -172,7 +198,10 @@ impl Raw {
             return self.events.remove(i).expect("present");
         }
         loop {
-            let f = self.next().await.unwrap_or_else(|| panic!("closed while waiting for {name}"));
+            let f = self
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("closed while waiting for {name}"));
             if f["event"] == name {
                 return f;
             }
@@ -223,7 +252,12 @@ pub fn text(msg: &str) -> Value {
     json!({"text": msg})
 }
 
-pub fn send_params(to_type: &str, to_id: Option<&str>, msg: &str, key: Option<&str>) -> clawnet_proto::methods::SendParams {
+pub fn send_params(
+    to_type: &str,
+    to_id: Option<&str>,
+    msg: &str,
+    key: Option<&str>,
+) -> clawnet_proto::methods::SendParams {
     serde_json::from_value(json!({
         "to_type": to_type, "to_id": to_id, "payload": {"text": msg}, "dedupe_key": key
     }))

@@ -1,0 +1,211 @@
+//! The binary end to end: `serve` as a child process, then the client
+//! commands against it, as a person would type them.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_clawnet");
+
+struct Hub {
+    child: Child,
+    url: String,
+    token: String,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `clawnet serve` on an ephemeral port and read the generated master
+/// token and address from its first lines.
+fn serve() -> Hub {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("CLAWNET_MASTER_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let out = BufReader::new(child.stdout.take().expect("stdout"));
+    let (mut token, mut url) = (None, None);
+    for line in out.lines() {
+        let line = line.expect("line");
+        if let Some(t) = line.strip_prefix("clawnet: generated master token (shown once): ") {
+            token = Some(t.to_owned());
+        }
+        if let Some(rest) = line.strip_prefix("clawnet: listening on ") {
+            url = rest.split_whitespace().next().map(str::to_owned);
+            break;
+        }
+    }
+    Hub {
+        child,
+        url: url.expect("listening line"),
+        token: token.expect("generated token printed"),
+    }
+}
+
+fn run(hub: &Hub, token: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .args(["--url", &hub.url, "--token", token])
+        .env_remove("CLAWNET_URL")
+        .env_remove("CLAWNET_TOKEN")
+        .output()
+        .expect("run");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn invalid_configuration_lists_every_problem_and_exits_non_zero() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("clawnet.toml");
+    std::fs::write(&file, "[chat]\nmax_payload_bytes = \"big\"\nsurprise = 1\n").expect("write");
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&file)
+        .args(["--set", "presence.idle_after_secs=0"])
+        .env("CLAWNET_LISTEN", "not-an-address")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for key in [
+        "chat.max_payload_bytes",
+        "chat.surprise",
+        "presence.idle_after_secs",
+        "listen",
+    ] {
+        assert!(err.contains(key), "{key} missing from:\n{err}");
+    }
+}
+
+#[test]
+fn chat_dm_and_tail_against_a_real_hub() {
+    let hub = serve();
+    let (ok, out, err) = run(
+        &hub,
+        &hub.token,
+        &["agents", "create", "--id", "bob", "--handle", "Bob"],
+    );
+    assert!(ok, "{err}");
+    let bob = out
+        .lines()
+        .find_map(|l| l.strip_prefix("token (shown once): "))
+        .expect("token line")
+        .to_owned();
+
+    // Follow global as bob.
+    let mut tail = Command::new(BIN)
+        .args([
+            "tail", "--room", "global", "--json", "--url", &hub.url, "--token", &bob,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tail");
+    let (tx, rx) = mpsc::channel();
+    let stdout = tail.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Tail connects in the background: send until one arrives.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ok, sent, err) = run(
+            &hub,
+            &hub.token,
+            &["chat", "--room", "global", "--msg", "ping"],
+        );
+        assert!(ok, "{err}");
+        assert!(sent.starts_with("sent #global seq"), "{sent}");
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+            let v: serde_json::Value = serde_json::from_str(&line).expect("json line");
+            assert_eq!(v["payload"]["text"], "ping");
+            assert_eq!(v["from_handle"], "master");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tail never showed the message"
+        );
+    }
+    let _ = tail.kill();
+    let _ = tail.wait();
+
+    // A DM by handle lands in the sorted-id room.
+    let (ok, out, err) = run(
+        &hub,
+        &hub.token,
+        &["chat", "--to", "@bob", "--msg", "hi", "--json"],
+    );
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["to_id"], "dm:bob:master");
+
+    // Errors are clear and exit non-zero.
+    let (ok, _, err) = run(&hub, &bob, &["chat", "--room", "nowhere", "--msg", "x"]);
+    assert!(!ok);
+    assert!(
+        err.contains("not_found") || err.contains("no room"),
+        "{err}"
+    );
+    let (ok, _, err) = run(&hub, "cn_wrong", &["chat", "--msg", "x"]);
+    assert!(!ok);
+    assert!(err.contains("unauthorized") || err.contains("401"), "{err}");
+}
+
+#[test]
+fn login_stores_url_and_token_privately_and_chat_uses_them() {
+    let hub = serve();
+    let home = tempfile::tempdir().expect("tmp");
+    let login = Command::new(BIN)
+        .args(["login", "--url", &hub.url, "--token", &hub.token])
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("HOME", home.path())
+        .output()
+        .expect("login");
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let file = home.path().join("clawnet").join("config.toml");
+    let meta = std::fs::metadata(&file).expect("config written");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let chat = Command::new(BIN)
+        .args(["chat", "--msg", "from saved login"])
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("HOME", home.path())
+        .env_remove("CLAWNET_URL")
+        .env_remove("CLAWNET_TOKEN")
+        .output()
+        .expect("chat");
+    assert!(
+        chat.status.success(),
+        "{}",
+        String::from_utf8_lossy(&chat.stderr)
+    );
+    // A wrong token is refused at login and nothing is saved.
+    let home2 = tempfile::tempdir().expect("tmp");
+    let bad = Command::new(BIN)
+        .args(["login", "--url", &hub.url, "--token", "cn_bad"])
+        .env("XDG_CONFIG_HOME", home2.path())
+        .env("HOME", home2.path())
+        .output()
+        .expect("login");
+    assert!(!bad.status.success());
+    assert!(!home2.path().join("clawnet").join("config.toml").exists());
+}
