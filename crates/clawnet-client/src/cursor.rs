@@ -35,6 +35,11 @@ impl CursorBook {
         *last = (*last).max(seq);
     }
 
+    /// Forget the cursor of a room (the hub's history restarted).
+    pub(crate) fn reset(&self, room: &str) {
+        self.inner.lock().remove(room);
+    }
+
     /// A copy of all cursors.
     pub(crate) fn snapshot(&self) -> BTreeMap<String, u64> {
         self.inner.lock().clone()

@@ -801,6 +801,15 @@ impl Worker {
                 }
                 Ok(())
             }
+            events::REPLAY_RESET => {
+                // The hub's history for this room restarted below our cursor;
+                // what it replays next is new to us even if its seq is not.
+                if let Some(room) = event.data.get("room").and_then(Value::as_str) {
+                    self.cursors.reset(room);
+                }
+                self.emit(SessionEvent::Event(event)).await;
+                Ok(())
+            }
             events::DISCONNECTING => {
                 let reason = match Disconnecting::deserialize(&event.data) {
                     Ok(d) => format!("hub disconnecting: {} ({})", d.reason, d.message),

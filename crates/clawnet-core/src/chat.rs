@@ -1,5 +1,6 @@
 //! Sending, reading and acknowledging messages; typing indicators.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use clawnet_proto::ids::dm_room_key;
@@ -246,16 +247,36 @@ impl Hub {
     /// Acknowledge everything up to `seq` in `room` as processed (cumulative;
     /// an older ack does not move the cursor back).
     pub async fn ack(&self, actor: &str, room: &str, seq: u64) -> Result<u64> {
+        let done = self
+            .ack_many(actor, BTreeMap::from([(room.to_owned(), seq)]))
+            .await?;
+        Ok(done.get(room).copied().unwrap_or(seq))
+    }
+
+    /// Acknowledge several rooms at once. Every entry is checked before any
+    /// cursor moves, so a refused ack changes nothing.
+    pub async fn ack_many(
+        &self,
+        actor: &str,
+        acks: BTreeMap<String, u64>,
+    ) -> Result<BTreeMap<String, u64>> {
         let me = self.agent(actor).await?;
-        self.readable_room(&me, room).await?;
-        let last = self.inner.store.last_seq(room).await?;
-        if seq > last {
-            return Err(Error::invalid(
-                "seq",
-                format!("seq {seq} is beyond the room's last seq {last}"),
-            ));
+        for (room, &seq) in &acks {
+            self.readable_room(&me, room).await?;
+            let last = self.inner.store.last_seq(room).await?;
+            if seq > last {
+                return Err(Error::invalid(
+                    "seq",
+                    format!("seq {seq} in '{room}' is beyond the room's last seq {last}"),
+                ));
+            }
         }
-        self.inner.store.advance_cursor(actor, room, seq).await
+        let mut out = BTreeMap::new();
+        for (room, seq) in acks {
+            let now = self.inner.store.advance_cursor(actor, &room, seq).await?;
+            out.insert(room, now);
+        }
+        Ok(out)
     }
 
     /// Tell the other members of a room that `actor` is (not) typing.

@@ -160,6 +160,15 @@ impl Fanout {
         }
     }
 
+    /// Subscribe one connection to `room` (if it is not already).
+    pub fn subscribe_conn(&self, conn: &Arc<Conn>, room: &str) {
+        let mut r = self.rooms.write();
+        let subs = r.entry(Arc::from(room)).or_default();
+        if !subs.iter().any(|s| s.id == conn.id) {
+            subs.push(conn.clone());
+        }
+    }
+
     /// Unsubscribe every connection of `agent` from `room`.
     pub fn unsubscribe_agent(&self, agent: &str, room: &str) {
         let mut r = self.rooms.write();

@@ -36,7 +36,8 @@ impl State {
     }
 }
 
-/// A `report`: the agent's activity line and details, replacing the last ones.
+/// A `report`: the agent's activity line and details; a part left out keeps
+/// its previous value.
 pub type Report = (Option<String>, Option<Map<String, Value>>);
 
 /// Presence of every agent seen since start (bounded by the number of agents).
@@ -106,9 +107,14 @@ impl PresenceTable {
             s.manual_idle = st == PresenceStatus::Idle;
         }
         if let Some((activity, meta)) = report {
-            s.activity = activity;
-            s.meta = meta;
-            changed = true;
+            if activity.is_some() && activity != s.activity {
+                s.activity = activity;
+                changed = true;
+            }
+            if meta.is_some() && meta != s.meta {
+                s.meta = meta;
+                changed = true;
+            }
         }
         changed
     }

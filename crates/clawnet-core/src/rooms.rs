@@ -243,9 +243,11 @@ impl Hub {
         if !self.inner.store.add_member(room, agent).await? {
             return Ok(());
         }
+        // Subscribe before reading the room's end: a message published after
+        // this is delivered live, one committed before it is behind the cursor.
+        self.inner.fanout.subscribe_agent(agent, room);
         let last = self.inner.store.last_seq(room).await?;
         self.inner.store.advance_cursor(agent, room, last).await?;
-        self.inner.fanout.subscribe_agent(agent, room);
         let handle = self.agent(agent).await?.handle.clone();
         let ev = MembershipEvent {
             room: room.to_owned(),

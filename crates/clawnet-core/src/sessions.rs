@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clawnet_proto::methods::{
     events, ConnectParams, ConnectResult, Disconnecting, PresenceEntry, PresenceStatus, ReplayGap,
+    ReplayReset,
 };
 use clawnet_proto::{GLOBAL_ROOM, PROTOCOL_VERSION};
 use serde_json::{Map, Value};
@@ -40,6 +41,9 @@ pub struct OpenSession {
     pub result: ConnectResult,
     /// Room to the `seq` replay starts after.
     pub replay_from: BTreeMap<String, u64>,
+    /// Rooms whose presented cursor was beyond their history; announced
+    /// with `replay.reset` before replay.
+    pub resets: Vec<ReplayReset>,
 }
 
 impl Hub {
@@ -74,22 +78,40 @@ impl Hub {
             now,
         );
         self.inner.fanout.add(&conn, &rooms);
+        // A join between reading the room list and subscribing would be
+        // missed by this connection: read the list again now that it listens.
+        for room in store.rooms_of(&agent.agent_id).await? {
+            if !rooms.contains(&room) {
+                self.inner.fanout.subscribe_conn(&conn, &room);
+                rooms.push(room);
+            }
+        }
         if self.inner.presence.connected(&agent.agent_id, now) {
             self.publish_presence(&agent.agent_id, &agent.handle);
         }
         let cursors = store.cursors(&agent.agent_id).await?;
-        let replay_from = rooms
-            .iter()
-            .map(|r| {
-                let from = p
-                    .resume
-                    .get(r)
-                    .or_else(|| cursors.get(r))
-                    .copied()
-                    .unwrap_or(0);
-                (r.clone(), from)
-            })
-            .collect();
+        let mut replay_from = BTreeMap::new();
+        let mut resets = Vec::new();
+        for r in &rooms {
+            let mut from = p
+                .resume
+                .get(r)
+                .or_else(|| cursors.get(r))
+                .copied()
+                .unwrap_or(0);
+            let last = store.last_seq(r).await?;
+            if from > last {
+                // The cursor is from a history that no longer exists (a
+                // memory hub restarted): say so and replay what there is.
+                resets.push(ReplayReset {
+                    room: r.clone(),
+                    resume_seq: from,
+                    last_seq: last,
+                });
+                from = 0;
+            }
+            replay_from.insert(r.clone(), from);
+        }
         let last_disconnect = self.inner.last_disconnect.lock().remove(&agent.agent_id);
         let cfg = &self.inner.cfg;
         Ok(OpenSession {
@@ -107,6 +129,7 @@ impl Hub {
             conn,
             outbound,
             replay_from,
+            resets,
         })
     }
 

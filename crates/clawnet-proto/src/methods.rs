@@ -105,6 +105,11 @@ pub mod events {
     /// Replay cannot start where asked: the history before `first_available_seq`
     /// is gone (`data` is a [`crate::methods::ReplayGap`]).
     pub const REPLAY_GAP: &str = "replay.gap";
+    /// The cursor presented for a room is beyond its newest `seq` (the hub's
+    /// history was reset, e.g. a memory store restarted): the client must
+    /// forget its cursor for the room; replay restarts from the oldest kept
+    /// message (`data` is a [`crate::methods::ReplayReset`]).
+    pub const REPLAY_RESET: &str = "replay.reset";
     /// Replay is complete; what follows is live (`data` is a
     /// [`crate::methods::ReplayDone`]).
     pub const REPLAY_DONE: &str = "replay.done";
@@ -433,6 +438,17 @@ pub struct ReplayGap {
     pub first_available_seq: u64,
 }
 
+/// `replay.reset` event data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayReset {
+    /// Room key.
+    pub room: String,
+    /// The cursor the client presented.
+    pub resume_seq: u64,
+    /// The room's newest `seq`, lower than the cursor.
+    pub last_seq: u64,
+}
+
 /// `replay.done` event data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReplayDone {
@@ -446,7 +462,7 @@ pub struct ReplayDone {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Disconnecting {
     /// Stable reason: `slow_consumer`, `heartbeat_timeout`, `token_revoked`,
-    /// `shutdown`, `handshake_timeout`.
+    /// `shutdown`, `handshake_timeout`, `frame_too_large`.
     pub reason: String,
     /// Human-readable detail.
     pub message: String,

@@ -25,9 +25,10 @@ pub struct ServerOptions {
     /// Browser origins (the `Origin` header) allowed to open `/ws`, besides
     /// the hub's own. Requests without `Origin` (non-browser agents) pass.
     pub allowed_origins: Vec<String>,
-    /// Largest WebSocket message or REST body accepted, in bytes. Larger
-    /// WebSocket messages close the connection (code 1009); payload limits
-    /// below this are answered with `too_large` and the connection lives.
+    /// Largest WebSocket message or REST body accepted, in bytes. A larger
+    /// REST body gets 413; a larger WebSocket message gets `too_large` and
+    /// the connection lives, up to twice this size, beyond which the
+    /// connection is closed with code 1009.
     pub max_frame_bytes: usize,
 }
 
@@ -51,8 +52,9 @@ pub struct AppState {
 
 /// The whole HTTP app: REST v1, the predecessor's aliases, `/ws`, health.
 pub fn router(state: AppState) -> Router {
+    let body_limit = state.opts.max_frame_bytes;
     rest::routes()
-        .route("/ws", axum::routing::get(ws::upgrade))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
 

@@ -20,6 +20,15 @@ pub enum Reply {
     Raw(String),
 }
 
+/// Methods without parameters still refuse unknown ones.
+fn no_params(p: &Value) -> Result<(), Error> {
+    match p {
+        Value::Null => Ok(()),
+        Value::Object(m) if m.is_empty() => Ok(()),
+        _ => Err(Error::invalid("params", "this method takes no parameters")),
+    }
+}
+
 fn params<T: DeserializeOwned>(p: Value) -> Result<T, Error> {
     let p = if p.is_null() { json!({}) } else { p };
     serde_json::from_value(p).map_err(|e| Error::invalid("params", e.to_string()))
@@ -51,7 +60,10 @@ pub async fn call(hub: &Hub, agent: &str, method: Method, p: Value) -> Result<Re
             to_value(&hub.invite(agent, &p.room, &p.agent).await?)
         }
         Method::RoomList => to_value(&RoomList {
-            rooms: hub.list_rooms(agent).await?,
+            rooms: {
+                no_params(&p)?;
+                hub.list_rooms(agent).await?
+            },
         }),
         Method::RoomHistory => {
             let p = params::<HistoryParams>(p)?;
@@ -69,9 +81,12 @@ pub async fn call(hub: &Hub, agent: &str, method: Method, p: Value) -> Result<Re
             &hub.set_presence(agent, params::<PresenceSetParams>(p)?.status)
                 .await?,
         ),
-        Method::PresenceList => to_value(&PresenceList {
-            agents: hub.presence(agent).await?,
-        }),
+        Method::PresenceList => {
+            no_params(&p)?;
+            to_value(&PresenceList {
+                agents: hub.presence(agent).await?,
+            })
+        }
         Method::Report => {
             let p = params::<ReportParams>(p)?;
             to_value(&hub.report(agent, p.status, p.activity, p.meta).await?)
@@ -92,14 +107,14 @@ pub async fn call(hub: &Hub, agent: &str, method: Method, p: Value) -> Result<Re
                     "ack needs room and seq, or cursors",
                 ));
             }
-            let mut cursors = std::collections::BTreeMap::new();
-            for (room, seq) in want {
-                let now = hub.ack(agent, &room, seq).await?;
-                cursors.insert(room, now);
-            }
-            to_value(&AckResult { cursors })
+            to_value(&AckResult {
+                cursors: hub.ack_many(agent, want).await?,
+            })
         }
-        Method::Ping => to_value(&Pong { ts: hub.now() }),
+        Method::Ping => {
+            no_params(&p)?;
+            to_value(&Pong { ts: hub.now() })
+        }
     };
     Ok(Reply::Value(v))
 }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
@@ -19,7 +20,7 @@ use clawnet_core::fanout::Conn;
 use clawnet_core::sessions::OpenSession;
 use clawnet_core::store::AgentRecord;
 use clawnet_core::{Error, Hub};
-use clawnet_proto::methods::{events, ConnectParams, Method, ReplayDone};
+use clawnet_proto::methods::{events, ConnectParams, Disconnecting, Method, ReplayDone};
 use clawnet_proto::{ErrorBody, ErrorCode, Frame, ResponseFrame};
 use futures_util::SinkExt;
 use serde::Deserialize;
@@ -62,8 +63,15 @@ pub async fn upgrade(
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
     Peer(addr): Peer,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let Ok(ws) = ws else {
+        return ApiError(Error::invalid(
+            "upgrade",
+            "/ws takes a WebSocket upgrade (GET with Upgrade: websocket)",
+        ))
+        .into_response();
+    };
     if !origin_allowed(&headers, &app.opts.allowed_origins) {
         return ApiError(Error::forbidden("origin not allowed")).into_response();
     }
@@ -79,11 +87,14 @@ pub async fn upgrade(
         Err(e) => return ApiError(e).into_response(),
     };
     let max = app.opts.max_frame_bytes;
+    // Messages up to twice the limit are read and refused with `too_large`
+    // (the connection lives); beyond that the socket is closed with 1009,
+    // so a hostile client cannot make the hub buffer without bound.
     ws.read_buffer_size(4 * 1024)
-        .max_message_size(max)
-        .max_frame_size(max)
+        .max_message_size(max * 2)
+        .max_frame_size(max * 2)
         .on_upgrade(move |socket| async move {
-            drive(app.hub, socket, agent, token_id).await;
+            drive(app.hub, socket, agent, token_id, max).await;
         })
 }
 
@@ -104,17 +115,17 @@ fn res_err(id: Value, e: ErrorBody) -> String {
 fn parse(text: &str) -> Result<(Value, String, Value), (Value, Error)> {
     match serde_json::from_str::<Frame>(text) {
         Ok(Frame::Req(r)) => Ok((r.id, r.method, r.params)),
-        Ok(_) => Err((
-            Value::Null,
-            Error::invalid("type", "clients send frames of type req"),
-        )),
-        Err(e) => {
-            // Answer with the id if the frame had a readable one.
+        other => {
+            // Answer with the frame's id when it has a readable one.
             let id = serde_json::from_str::<Value>(text)
                 .ok()
                 .and_then(|v| v.get("id").cloned())
                 .unwrap_or(Value::Null);
-            Err((id, Error::invalid("frame", format!("malformed frame: {e}"))))
+            let e = match other {
+                Err(e) => Error::invalid("frame", format!("malformed frame: {e}")),
+                Ok(_) => Error::invalid("type", "clients send frames of type req"),
+            };
+            Err((id, e))
         }
     }
 }
@@ -139,12 +150,12 @@ async fn handshake(
     loop {
         let msg = match tokio::time::timeout_at(deadline, socket.recv()).await {
             Err(_) => {
-                let _ = socket
-                    .send(Message::Close(Some(CloseFrame {
-                        code: 4008,
-                        reason: "handshake_timeout: send connect first".into(),
-                    })))
-                    .await;
+                let reason = Disconnecting {
+                    reason: "handshake_timeout".into(),
+                    message: "send connect first".into(),
+                    ts: hub.now(),
+                };
+                goodbye(socket, &reason).await;
                 return None;
             }
             Ok(None | Some(Err(_))) => return None,
@@ -241,6 +252,15 @@ async fn replay(
         rooms: Default::default(),
         replayed: 0,
     };
+    for reset in &s.resets {
+        let f = clawnet_core::frames::event_frame(events::REPLAY_RESET, Some(&reset.room), reset);
+        if let Some(m) = text_of(&f) {
+            socket
+                .feed(m)
+                .await
+                .map_err(|_| Error::new(ErrorCode::Unavailable, "socket closed"))?;
+        }
+    }
     for (room, from) in &s.replay_from {
         let mut after = *from;
         loop {
@@ -274,7 +294,37 @@ async fn replay(
     Ok(())
 }
 
-async fn drive(hub: Hub, mut socket: WebSocket, agent: Arc<AgentRecord>, token_id: String) {
+/// Send `disconnecting` with the reason, then a close frame, within a grace
+/// period (a stuck peer must not hold the task).
+async fn goodbye(socket: &mut WebSocket, reason: &Disconnecting) {
+    let code = match reason.reason.as_str() {
+        "shutdown" => 1012,
+        "frame_too_large" => 1009,
+        "handshake_timeout" => 4008,
+        _ => 1008,
+    };
+    let f = clawnet_core::frames::event_frame(events::DISCONNECTING, None, reason);
+    let bye = async {
+        if let Some(m) = text_of(&f) {
+            socket.send(m).await?;
+        }
+        socket
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.reason.clone().into(),
+            })))
+            .await
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, bye).await;
+}
+
+async fn drive(
+    hub: Hub,
+    mut socket: WebSocket,
+    agent: Arc<AgentRecord>,
+    token_id: String,
+    max_text: usize,
+) {
     let Some(mut session) = handshake(&hub, &mut socket, &agent, &token_id).await else {
         return;
     };
@@ -285,106 +335,136 @@ async fn drive(hub: Hub, mut socket: WebSocket, agent: Arc<AgentRecord>, token_i
         _ = conn.closed() => true,
     };
     if replayed {
-        run(&hub, &mut socket, &conn, &mut session.outbound, &mut sent).await;
+        let mut io = Io {
+            socket: &mut socket,
+            conn: &conn,
+            sent: &mut sent,
+            max_text,
+        };
+        io.run(&hub, &mut session.outbound).await;
     }
     if let Some(reason) = conn.closing() {
-        let f = clawnet_core::frames::event_frame(events::DISCONNECTING, None, &reason);
-        let bye = async {
-            if let Some(m) = text_of(&f) {
-                socket.send(m).await?;
-            }
-            socket
-                .send(Message::Close(Some(CloseFrame {
-                    code: if reason.reason == "shutdown" {
-                        1012
-                    } else {
-                        1008
-                    },
-                    reason: reason.reason.clone().into(),
-                })))
-                .await
-        };
-        let _ = tokio::time::timeout(CLOSE_GRACE, bye).await;
+        goodbye(&mut socket, &reason).await;
     }
     hub.close_session(&conn);
 }
 
-async fn run(
-    hub: &Hub,
-    socket: &mut WebSocket,
-    conn: &Arc<Conn>,
-    outbound: &mut mpsc::Receiver<Arc<OutFrame>>,
-    sent: &mut Sent,
-) {
-    let mut batch = Vec::with_capacity(16);
-    loop {
-        tokio::select! {
-            _ = conn.closed() => return,
-            n = outbound.recv_many(&mut batch, BATCH) => {
-                if n == 0 {
-                    return;
-                }
-                let write = async {
-                    for f in batch.drain(..) {
-                        if sent.admit(&f) {
-                            if let Some(m) = text_of(&f) {
-                                socket.feed(m).await?;
-                            }
-                        }
-                    }
-                    socket.flush().await
-                };
-                let ok = tokio::select! {
-                    r = write => r.is_ok(),
-                    _ = conn.closed() => false,
-                };
-                if !ok {
-                    return;
-                }
-            }
-            msg = socket.recv() => {
-                let Some(Ok(msg)) = msg else { return };
-                let reply = match msg {
-                    Message::Text(t) => handle(hub, conn, &t).await,
-                    Message::Binary(_) => {
-                        conn.touch(hub.now(), false);
-                        Some(res_err(Value::Null, Error::invalid("frame", "frames are JSON text").body()))
-                    }
-                    Message::Close(_) => return,
-                    Message::Ping(_) | Message::Pong(_) => {
-                        conn.touch(hub.now(), false);
-                        None
-                    }
-                };
-                if let Some(text) = reply {
-                    let ok = tokio::select! {
-                        r = send_text(socket, text) => r,
-                        _ = conn.closed() => false,
-                    };
-                    if !ok {
+/// The live phase of a connection.
+struct Io<'a> {
+    socket: &'a mut WebSocket,
+    conn: &'a Arc<Conn>,
+    sent: &'a mut Sent,
+    max_text: usize,
+}
+
+impl Io<'_> {
+    async fn run(&mut self, hub: &Hub, outbound: &mut mpsc::Receiver<Arc<OutFrame>>) {
+        let mut batch = Vec::with_capacity(16);
+        loop {
+            tokio::select! {
+                _ = self.conn.closed() => return,
+                n = outbound.recv_many(&mut batch, BATCH) => {
+                    if n == 0 || !self.write_batch(&mut batch).await {
                         return;
+                    }
+                }
+                msg = self.socket.recv() => {
+                    let msg = match msg {
+                        Some(Ok(m)) => m,
+                        Some(Err(e)) => {
+                            if is_too_large(e) {
+                                let limit = self.max_text * 2;
+                                let why = format!("message larger than {limit} bytes");
+                                self.conn.close("frame_too_large", &why, hub.now());
+                            }
+                            return;
+                        }
+                        None => return,
+                    };
+                    let reply = match msg {
+                        Message::Text(t) => self.handle(hub, &t).await,
+                        Message::Binary(_) => {
+                            self.conn.touch(hub.now(), false);
+                            let e = Error::invalid("frame", "frames are JSON text");
+                            Some(res_err(Value::Null, e.body()))
+                        }
+                        Message::Close(_) => return,
+                        Message::Ping(_) | Message::Pong(_) => {
+                            self.conn.touch(hub.now(), false);
+                            None
+                        }
+                    };
+                    if let Some(text) = reply {
+                        let ok = tokio::select! {
+                            r = send_text(self.socket, text) => r,
+                            _ = self.conn.closed() => false,
+                        };
+                        if !ok {
+                            return;
+                        }
                     }
                 }
             }
         }
     }
-}
 
-async fn handle(hub: &Hub, conn: &Conn, text: &str) -> Option<String> {
-    let (id, method, params) = match parse(text) {
-        Ok(v) => v,
-        Err((id, e)) => {
-            conn.touch(hub.now(), false);
+    /// Write queued frames with one flush; false when the socket failed or
+    /// the connection is being closed.
+    async fn write_batch(&mut self, batch: &mut Vec<Arc<OutFrame>>) -> bool {
+        let (socket, sent) = (&mut *self.socket, &mut *self.sent);
+        let write = async {
+            for f in batch.drain(..) {
+                if sent.admit(&f) {
+                    if let Some(m) = text_of(&f) {
+                        socket.feed(m).await?;
+                    }
+                }
+            }
+            socket.flush().await
+        };
+        tokio::select! {
+            r = write => r.is_ok(),
+            _ = self.conn.closed() => false,
+        }
+    }
+
+    async fn handle(&mut self, hub: &Hub, text: &str) -> Option<String> {
+        let (id, method, params) = match parse(text) {
+            Ok(v) => v,
+            Err((id, e)) => {
+                self.conn.touch(hub.now(), false);
+                return Some(res_err(id, e.body()));
+            }
+        };
+        let method = resolve(&method);
+        let active = !matches!(method, Ok(Method::Ping | Method::Ack));
+        self.conn.touch(hub.now(), active);
+        if text.len() > self.max_text {
+            let e = Error::too_large(
+                "frame",
+                format!(
+                    "message is {} bytes; the limit is {}",
+                    text.len(),
+                    self.max_text
+                ),
+            );
             return Some(res_err(id, e.body()));
         }
-    };
-    let method = match resolve(&method) {
-        Ok(m) => m,
-        Err(e) => return Some(res_err(id, e.body())),
-    };
-    conn.touch(hub.now(), !matches!(method, Method::Ping | Method::Ack));
-    Some(match call(hub, &conn.agent_id, method, params).await {
-        Ok(r) => res_ok(&id, r),
-        Err(e) => res_err(id, e.body()),
-    })
+        let method = match method {
+            Ok(m) => m,
+            Err(e) => return Some(res_err(id, e.body())),
+        };
+        Some(match call(hub, &self.conn.agent_id, method, params).await {
+            Ok(r) => res_ok(&id, r),
+            Err(e) => res_err(id, e.body()),
+        })
+    }
+}
+
+/// Whether a read failed because the message exceeded the hard size limit.
+fn is_too_large(e: axum::Error) -> bool {
+    matches!(
+        e.into_inner().downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
 }
