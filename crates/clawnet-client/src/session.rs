@@ -29,7 +29,7 @@ use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{connect_async_with_config, MaybeTlsStream, WebSocketStream};
 use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
@@ -63,6 +63,8 @@ pub struct SessionOptions {
     /// Acknowledge each message to the hub right after handing it to the
     /// application (default true). With `false`, call [`Session::ack`].
     pub auto_ack: bool,
+    /// Ask for every agent's `presence` events (default false).
+    pub presence: bool,
     /// How long one request waits for its response (default 10 s). Also
     /// bounds the WebSocket handshake and the `connect` exchange.
     pub request_timeout: Duration,
@@ -93,6 +95,7 @@ impl SessionOptions {
             client_name: concat!("clawnet-client/", env!("CARGO_PKG_VERSION")).to_owned(),
             resume: BTreeMap::new(),
             auto_ack: true,
+            presence: false,
             request_timeout: Duration::from_secs(10),
             backoff: Backoff::default(),
             max_reconnects: None,
@@ -112,6 +115,7 @@ impl fmt::Debug for SessionOptions {
             .field("client_name", &self.client_name)
             .field("resume", &self.resume)
             .field("auto_ack", &self.auto_ack)
+            .field("presence", &self.presence)
             .field("request_timeout", &self.request_timeout)
             .field("backoff", &self.backoff)
             .field("max_reconnects", &self.max_reconnects)
@@ -192,6 +196,7 @@ impl Session {
             token: opts.token,
             client_name: opts.client_name,
             auto_ack: opts.auto_ack,
+            presence: opts.presence,
             request_timeout: opts.request_timeout,
             backoff: opts.backoff.clone(),
             max_reconnects: opts.max_reconnects,
@@ -483,6 +488,7 @@ struct Worker {
     token: String,
     client_name: String,
     auto_ack: bool,
+    presence: bool,
     request_timeout: Duration,
     backoff: Backoff,
     max_reconnects: Option<u32>,
@@ -538,7 +544,12 @@ impl Worker {
         let auth = HeaderValue::from_str(&format!("Bearer {}", self.token))
             .map_err(|_| ClientError::Protocol("token is not a valid header value".into()))?;
         request.headers_mut().insert(AUTHORIZATION, auth);
-        let (mut ws, _) = match timeout(self.request_timeout, connect_async(request)).await {
+        let (mut ws, _) = match timeout(
+            self.request_timeout,
+            connect_async_with_config(request, None, true),
+        )
+        .await
+        {
             Err(_) => return Err(ClientError::Timeout),
             Ok(Err(e)) => return Err(ws_error(e)),
             Ok(Ok(pair)) => pair,
@@ -549,6 +560,7 @@ impl Worker {
             protocol: Some(PROTOCOL_VERSION),
             client: Some(self.client_name.clone()),
             resume: self.cursors.snapshot(),
+            presence: self.presence,
         };
         send_request(&mut ws, id, "connect", &to_json(&params)?).await?;
 

@@ -17,8 +17,8 @@ pub enum Target {
     Room(Arc<str>),
     /// Every connection of this agent.
     Agent(Arc<str>),
-    /// Every connection.
-    Everyone,
+    /// Every connection that subscribed to presence events.
+    PresenceSubscribers,
 }
 
 /// One serialized frame, shared by every connection it is delivered to.

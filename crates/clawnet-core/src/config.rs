@@ -40,7 +40,7 @@ impl Default for HubConfig {
             retention_messages: 1000,
             dedupe_window_ms: 10 * 60 * 1000,
             dedupe_max_entries: 100_000,
-            outbound_queue: 1024,
+            outbound_queue: 8192,
             idle_after_ms: 5 * 60 * 1000,
             heartbeat_interval_ms: 15_000,
             heartbeat_timeout_ms: 45_000,

@@ -24,6 +24,8 @@ pub struct Conn {
     pub agent_id: Arc<str>,
     /// The token it authenticated with (revoking it closes the connection).
     pub token_id: String,
+    /// Whether it receives every agent's `presence` events.
+    pub presence: bool,
     tx: mpsc::Sender<Arc<OutFrame>>,
     closing: Mutex<Option<Disconnecting>>,
     kill: Notify,
@@ -39,6 +41,7 @@ impl Conn {
         id: u64,
         agent_id: Arc<str>,
         token_id: String,
+        presence: bool,
         queue: usize,
         now: u64,
     ) -> (Arc<Self>, mpsc::Receiver<Arc<OutFrame>>) {
@@ -47,6 +50,7 @@ impl Conn {
             id,
             agent_id,
             token_id,
+            presence,
             tx,
             closing: Mutex::new(None),
             kill: Notify::new(),
@@ -109,12 +113,19 @@ impl Conn {
 pub struct Fanout {
     rooms: RwLock<HashMap<Arc<str>, Vec<Arc<Conn>>>>,
     agents: RwLock<HashMap<Arc<str>, Vec<Arc<Conn>>>>,
+    /// Connections that asked for presence events. Presence is a
+    /// subscription because broadcasting every change to every connection
+    /// costs N² frames as a large fleet connects.
+    presence: RwLock<Vec<Arc<Conn>>>,
     clock_ms: AtomicU64,
 }
 
 impl Fanout {
     /// Register a connection and subscribe it to `rooms`.
     pub fn add(&self, conn: &Arc<Conn>, rooms: &[String]) {
+        if conn.presence {
+            self.presence.write().push(conn.clone());
+        }
         self.agents
             .write()
             .entry(conn.agent_id.clone())
@@ -130,6 +141,9 @@ impl Fanout {
 
     /// Unregister a connection everywhere.
     pub fn remove(&self, conn: &Conn) {
+        if conn.presence {
+            self.presence.write().retain(|c| c.id != conn.id);
+        }
         let mut a = self.agents.write();
         if let Some(v) = a.get_mut(&conn.agent_id) {
             v.retain(|c| c.id != conn.id);
@@ -220,8 +234,8 @@ impl Sink for Fanout {
                     }
                 }
             }
-            Target::Everyone => {
-                for c in self.agents.read().values().flatten().filter(|c| !skip(c)) {
+            Target::PresenceSubscribers => {
+                for c in self.presence.read().iter().filter(|c| !skip(c)) {
                     c.push(&d.frame, now);
                 }
             }

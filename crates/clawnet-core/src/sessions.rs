@@ -74,6 +74,7 @@ impl Hub {
             id,
             Arc::from(agent.agent_id.as_str()),
             token_id.to_owned(),
+            p.presence,
             self.inner.cfg.outbound_queue,
             now,
         );
@@ -190,7 +191,7 @@ impl Hub {
     fn publish_presence(&self, agent: &str, handle: &str) {
         let entry = self.inner.presence.get(agent, handle);
         self.publish_frame(
-            Target::Everyone,
+            Target::PresenceSubscribers,
             None,
             event_frame(events::PRESENCE, None, &entry),
         );

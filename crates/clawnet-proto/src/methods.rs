@@ -132,6 +132,12 @@ pub struct ConnectParams {
     /// these rooms. Replay starts right after each.
     #[serde(default)]
     pub resume: BTreeMap<String, u64>,
+    /// Receive a `presence` event whenever any agent's presence changes
+    /// (default false; `presence.list` answers at any time). Off by default
+    /// because in a large fleet every connection would receive every
+    /// change; dashboards and small fleets turn it on.
+    #[serde(default)]
+    pub presence: bool,
 }
 
 /// `connect` result.

@@ -253,7 +253,7 @@ async fn presence_goes_online_idle_offline_on_schedule() {
     };
     let t = start_with(cfg, Some(clock.clone())).await;
     let (tw, ta) = (t.agent("watch").await, t.agent("subj").await);
-    let mut w = t.raw_connected(&tw, json!({})).await;
+    let mut w = t.raw_connected(&tw, json!({"presence": true})).await;
     let status = |t: &TestHub, who: &'static str| {
         let hub = t.hub.clone();
         async move {

@@ -198,3 +198,38 @@ async fn multi_room_ack_applied_part_before_refusing() {
         assert_eq!(a.req("ping", params).await["error"]["code"], "invalid");
     }
 }
+
+#[tokio::test]
+async fn presence_was_broadcast_to_every_connection() {
+    let t = start().await;
+    let (tw, tq, ta) = (
+        t.agent("wants").await,
+        t.agent("quiet").await,
+        t.agent("comer").await,
+    );
+    let mut w = t.raw_connected(&tw, json!({"presence": true})).await;
+    let mut q = t.raw_connected(&tq, json!({})).await;
+    let _a = t.raw_connected(&ta, json!({})).await;
+    loop {
+        let ev = w.wait_event("presence").await;
+        if ev["data"]["agent_id"] == "comer" {
+            assert_eq!(ev["data"]["status"], "online");
+            break;
+        }
+    }
+    // The connection that did not subscribe got none, and can still ask.
+    let res = q.req("presence.list", json!({})).await;
+    assert!(
+        q.events.iter().all(|e| e["event"] != "presence"),
+        "{:?}",
+        q.events
+    );
+    let comer = res["result"]["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|a| a["agent_id"] == "comer")
+        .cloned()
+        .expect("listed");
+    assert_eq!(comer["status"], "online");
+}
