@@ -30,6 +30,10 @@ pub struct HubConfig {
     pub history_max_limit: u32,
     /// How often presence, heartbeats and expiring state are checked.
     pub sweep_interval_ms: u64,
+    /// Messages older than this are removed by the retention sweep.
+    pub retention_ms: u64,
+    /// How often the retention sweep runs.
+    pub retention_sweep_ms: u64,
 }
 
 impl Default for HubConfig {
@@ -48,6 +52,8 @@ impl Default for HubConfig {
             typing_min_interval_ms: 500,
             history_max_limit: 1000,
             sweep_interval_ms: 1000,
+            retention_ms: 30 * 24 * 3600 * 1000,
+            retention_sweep_ms: 60_000,
         }
     }
 }

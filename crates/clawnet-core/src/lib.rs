@@ -16,6 +16,7 @@ pub mod hub;
 pub mod mentions;
 pub mod msgid;
 pub mod presence;
+pub mod retention;
 pub mod rooms;
 pub mod sessions;
 pub mod store;

@@ -52,7 +52,7 @@ const KEYS: &[Key] = &[
     Key {
         name: "store",
         kind: Kind::Str,
-        help: "state store: memory",
+        help: "state store: memory or sqlite://PATH[?synchronous=full]",
     },
     Key {
         name: "master_token",
@@ -84,6 +84,22 @@ const KEYS: &[Key] = &[
             max: 1_000_000,
         },
         help: "messages kept per room in memory",
+    },
+    Key {
+        name: "chat.retention_days",
+        kind: Kind::Int {
+            min: 1,
+            max: 36_500,
+        },
+        help: "message age kept (the retention sweep removes older ones)",
+    },
+    Key {
+        name: "chat.retention_sweep_secs",
+        kind: Kind::Int {
+            min: 1,
+            max: 86_400,
+        },
+        help: "how often the retention sweep runs",
     },
     Key {
         name: "chat.dedupe_window_secs",
@@ -194,7 +210,7 @@ enum Raw {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    pub store: String,
+    pub store: clawnet_store::StoreUrl,
     pub master_token: Option<String>,
     pub log_level: String,
     pub hub: HubConfig,
@@ -343,6 +359,10 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<String>> {
             .get("chat.retention_messages")
             .map_or(d.retention_messages, |v| *v as u32),
         dedupe_window_ms: secs("chat.dedupe_window_secs", d.dedupe_window_ms),
+        retention_ms: ints
+            .get("chat.retention_days")
+            .map_or(d.retention_ms, |v| v * 24 * 3600 * 1000),
+        retention_sweep_ms: secs("chat.retention_sweep_secs", d.retention_sweep_ms),
         dedupe_max_entries: ints
             .get("chat.dedupe_max_entries")
             .map_or(d.dedupe_max_entries, |v| *v as usize),
@@ -380,11 +400,13 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<String>> {
         ));
     }
     let store = strs.remove("store").unwrap_or_else(|| "memory".to_owned());
-    if store != "memory" {
-        errors.push(format!(
-            "store: '{store}' is not available in this build; use memory"
-        ));
-    }
+    let store = match clawnet_store::StoreUrl::parse(&store) {
+        Ok(u) => Some(u),
+        Err(why) => {
+            errors.push(format!("store: {why}"));
+            None
+        }
+    };
     let master_token = strs.remove("master_token");
     if let Some(t) = &master_token {
         if t.len() < 32 {
@@ -396,7 +418,7 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<String>> {
     }
     Ok(Config {
         listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000))),
-        store,
+        store: store.unwrap_or(clawnet_store::StoreUrl::Memory),
         master_token,
         log_level: strs
             .remove("log_level")

@@ -27,6 +27,8 @@ enum Cmd {
     Chat(cli::ChatArgs),
     /// Follow a room live: `clawnet tail --room global`.
     Tail(cli::TailArgs),
+    /// Copy a SQLite store to FILE while the hub runs.
+    Backup(serve::BackupArgs),
     /// Register and list agents.
     #[command(subcommand)]
     Agents(cli::AgentsCmd),
@@ -38,6 +40,7 @@ async fn main() {
     let r = match cli.cmd {
         Cmd::Serve(a) => serve::run(a).await,
         Cmd::Login(a) => cli::login(a).await,
+        Cmd::Backup(a) => serve::backup(a),
         Cmd::Chat(a) => cli::chat(a).await,
         Cmd::Tail(a) => cli::tail(a).await,
         Cmd::Agents(c) => cli::agents(c).await,

@@ -20,7 +20,7 @@ pub struct ServeArgs {
     /// TOML configuration file.
     #[arg(long, short = 'c')]
     pub config: Option<std::path::PathBuf>,
-    /// State store (only `memory` in this version).
+    /// State store: `memory` (default) or `sqlite://PATH[?synchronous=full]`.
     #[arg(long)]
     pub store: Option<String>,
     /// Log filter (overrides CLAWNET_LOG_LEVEL), e.g. `debug`.
@@ -81,7 +81,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
-    let hub = Hub::builder().config(cfg.hub.clone()).build().await?;
+    let store = clawnet_store::open(&cfg.store)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the store: {}", e.message))?;
+    let hub = Hub::builder()
+        .config(cfg.hub.clone())
+        .store(store)
+        .build()
+        .await?;
     if let Some(token) = hub.bootstrap(cfg.master_token.as_deref()).await? {
         // Printed once: the memory store forgets it on exit anyway, and a
         // durable store never prints it again.
@@ -89,11 +96,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("clawnet: export CLAWNET_TOKEN={token}");
     }
     hub.spawn_sweeper();
+    hub.spawn_retention_sweeper();
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, store = %cfg.store, "clawnet hub listening");
+    tracing::info!(%addr, store = ?cfg.store, "clawnet hub listening");
     println!("clawnet: listening on http://{addr} (WebSocket ws://{addr}/ws)");
     let state = AppState {
         hub,
@@ -123,4 +131,26 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down");
+}
+
+/// `clawnet backup`.
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// Where to write the copy (must not exist).
+    pub file: std::path::PathBuf,
+    /// The store to copy [env: CLAWNET_STORE], e.g. `sqlite://clawnet.db`.
+    #[arg(long, env = "CLAWNET_STORE")]
+    pub store: String,
+}
+
+/// Copy a SQLite store with `VACUUM INTO` (consistent, online).
+pub fn backup(a: BackupArgs) -> anyhow::Result<()> {
+    let url = clawnet_store::StoreUrl::parse(&a.store).map_err(anyhow::Error::msg)?;
+    let clawnet_store::StoreUrl::Sqlite { path, .. } = url else {
+        anyhow::bail!("only SQLite stores are backed up this way; use pg_dump for PostgreSQL");
+    };
+    clawnet_store::sqlite::backup_file(std::path::Path::new(&path), &a.file)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    println!("backed up {path} to {}", a.file.display());
+    Ok(())
 }

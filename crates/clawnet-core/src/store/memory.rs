@@ -12,6 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use clawnet_proto::Envelope;
 use parking_lot::{Mutex, RwLock};
+use serde_json::Value;
 
 use super::{
     AgentRecord, AppendLimits, Appended, AuditEntry, AuditFilter, HistoryPage, MessageDraft,
@@ -84,6 +85,7 @@ pub struct MemoryStore {
     dedupe: Vec<Mutex<DedupeShard>>,
     cursors: Mutex<HashMap<String, HashMap<String, u64>>>,
     audit: Mutex<(u64, VecDeque<AuditEntry>)>,
+    settings: Mutex<BTreeMap<String, Value>>,
 }
 
 impl Default for MemoryStore {
@@ -103,6 +105,7 @@ impl MemoryStore {
             dedupe: (0..DEDUPE_SHARDS).map(|_| Mutex::default()).collect(),
             cursors: Mutex::default(),
             audit: Mutex::default(),
+            settings: Mutex::default(),
         }
     }
 
@@ -365,6 +368,53 @@ impl Store for MemoryStore {
             .unwrap_or_default())
     }
 
+    async fn trim_messages(
+        &self,
+        room: &str,
+        before_ts: u64,
+        keep_last: Option<u32>,
+    ) -> Result<u64> {
+        let Some(log) = self.logs.read().get(room).cloned() else {
+            return Ok(0);
+        };
+        let mut log = log.lock();
+        let before = log.msgs.len();
+        while log.msgs.front().is_some_and(|m| m.ts < before_ts) {
+            log.msgs.pop_front();
+        }
+        if let Some(keep) = keep_last {
+            while log.msgs.len() > keep as usize {
+                log.msgs.pop_front();
+            }
+        }
+        Ok((before - log.msgs.len()) as u64)
+    }
+
+    async fn expire_dedupe(&self, before_ts: u64) -> Result<u64> {
+        let mut n = 0;
+        for shard in &self.dedupe {
+            let mut s = shard.lock();
+            let before = s.map.len();
+            s.map.retain(|_, (ts, _)| *ts >= before_ts);
+            s.order.retain(|(ts, _)| *ts >= before_ts);
+            n += (before - s.map.len()) as u64;
+        }
+        Ok(n)
+    }
+
+    async fn get_setting(&self, key: &str) -> Result<Option<Value>> {
+        Ok(self.settings.lock().get(key).cloned())
+    }
+
+    async fn set_setting(&self, key: &str, value: Value) -> Result<()> {
+        self.settings.lock().insert(key.to_owned(), value);
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
     async fn append_audit(&self, mut entry: AuditEntry) -> Result<AuditEntry> {
         let mut a = self.audit.lock();
         a.0 += 1;
@@ -386,5 +436,39 @@ impl Store for MemoryStore {
                 .collect();
         let skip = hits.len().saturating_sub(filter.limit);
         Ok(hits.into_iter().skip(skip).cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::conformance::{self, draft};
+
+    #[tokio::test]
+    async fn memory_store_passes_the_conformance_suite() {
+        conformance::run_all(|| async { Arc::new(MemoryStore::new()) as Arc<dyn Store> }).await;
+    }
+
+    #[tokio::test]
+    async fn memory_store_keeps_the_newest_messages_up_to_the_retention_count() {
+        let s = MemoryStore::new();
+        let limits = AppendLimits {
+            dedupe_window_ms: 1000,
+            dedupe_max_entries: 10,
+            retention: 3,
+        };
+        for ts in 0..5 {
+            s.append_message(draft("global", "a", ts, None), limits)
+                .await
+                .expect("append");
+        }
+        let h = s.history("global", 0, 10).await.expect("history");
+        assert_eq!(
+            h.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+        assert_eq!(h.first_available_seq, 3);
     }
 }

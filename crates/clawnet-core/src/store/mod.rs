@@ -5,6 +5,8 @@
 //! therefore return only once the change is committed. Implementations must be
 //! safe to call from many tasks at once.
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod memory;
 
 use std::collections::HashMap;
@@ -237,6 +239,29 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn advance_cursor(&self, agent_id: &str, room: &str, seq: u64) -> Result<u64>;
     /// All cursors of an agent.
     async fn cursors(&self, agent_id: &str) -> Result<HashMap<String, u64>>;
+
+    /// Delete a room's messages older than `before_ts` (ms since the epoch)
+    /// and, when `keep_last` is given, all but its newest `keep_last`. The
+    /// room's `last_seq` does not change, so `seq` is never reused. Returns
+    /// how many messages were removed.
+    async fn trim_messages(
+        &self,
+        room: &str,
+        before_ts: u64,
+        keep_last: Option<u32>,
+    ) -> Result<u64>;
+
+    /// Forget dedupe keys recorded before `before_ts`; their window has
+    /// passed. Returns how many were removed.
+    async fn expire_dedupe(&self, before_ts: u64) -> Result<u64>;
+
+    /// A setting (a JSON value under a dotted key).
+    async fn get_setting(&self, key: &str) -> Result<Option<Value>>;
+    /// Create or replace a setting.
+    async fn set_setting(&self, key: &str, value: Value) -> Result<()>;
+
+    /// Check that the store answers; `unavailable` if not (for `/readyz`).
+    async fn ping(&self) -> Result<()>;
 
     /// Append an audit entry; the store assigns `id`. Returns the entry stored.
     async fn append_audit(&self, entry: AuditEntry) -> Result<AuditEntry>;

@@ -43,7 +43,19 @@ pub async fn start() -> TestHub {
 }
 
 pub async fn start_with(cfg: HubConfig, clock: Option<Arc<dyn Clock>>) -> TestHub {
+    start_on(cfg, clock, None).await
+}
+
+/// A hub on the given store (memory when `None`).
+pub async fn start_on(
+    cfg: HubConfig,
+    clock: Option<Arc<dyn Clock>>,
+    store: Option<Arc<dyn clawnet_core::store::Store>>,
+) -> TestHub {
     let mut b = Hub::builder().config(cfg);
+    if let Some(s) = store {
+        b = b.store(s);
+    }
     if let Some(c) = clock {
         b = b.clock(c);
     }

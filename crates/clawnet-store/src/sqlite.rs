@@ -1,0 +1,789 @@
+//! The SQLite store: one file in WAL mode, one writer thread that commits
+//! many operations per transaction (group commit), a few reader connections.
+//!
+//! Every write is a job run by the writer thread inside a savepoint of the
+//! current batch's transaction; its caller is answered only after the batch
+//! committed. A job that fails (a conflict) rolls back its savepoint alone and
+//! is answered at once. If the commit fails (disk full, file locked), every
+//! job of the batch is answered `unavailable` and nothing of it was stored.
+//! Reads run on separate connections; WAL lets them proceed during writes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use clawnet_core::error::{Error, Result};
+use clawnet_core::store::{
+    AgentRecord, AppendLimits, Appended, AuditEntry, AuditFilter, HistoryPage, MessageDraft,
+    RoomRecord, Store, TokenRecord,
+};
+use clawnet_proto::{Envelope, Role, RoomKind};
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+/// Operations per transaction at most; more wait for the next commit.
+const MAX_BATCH: usize = 1024;
+/// Queued writes before callers wait (back-pressure, not memory growth).
+const QUEUE: usize = 8192;
+/// Reader connections kept open.
+const READERS: usize = 4;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+
+/// How much a commit survives (SQLite's `synchronous` in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// `NORMAL`: a commit survives the process being killed; the last
+    /// commits before a power loss or OS crash may be lost.
+    Normal,
+    /// `FULL`: every commit is fsynced to the WAL before it is acknowledged;
+    /// survives power loss, at the cost of one fsync per batch.
+    Full,
+}
+
+type Done = Box<dyn FnOnce() + Send>;
+type Job = Box<dyn FnOnce(&Connection, &mut WriterState) -> Option<Done> + Send>;
+
+/// State only the writer thread touches.
+#[derive(Debug, Default)]
+pub struct WriterState {
+    /// Last `seq` per room, as of the current transaction.
+    seqs: HashMap<String, u64>,
+}
+
+/// SQLite-backed [`Store`].
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: mpsc::Sender<Job>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Error {
+    Error::unavailable(e)
+}
+
+fn open_conn(path: &Path, sync: Sync) -> rusqlite::Result<Connection> {
+    let c = Connection::open(path)?;
+    c.busy_timeout(Duration::from_secs(5))?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(
+        None,
+        "synchronous",
+        if sync == Sync::Full { "FULL" } else { "NORMAL" },
+    )?;
+    c.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(c)
+}
+
+fn migrate(c: &mut Connection) -> rusqlite::Result<()> {
+    let have: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (version, sql) in MIGRATIONS {
+        if *version > have {
+            let tx = c.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", version)?;
+            tx.commit()?;
+        }
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path`, run migrations, and
+    /// start the writer thread.
+    pub fn open(path: impl AsRef<Path>, sync: Sync) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut w = open_conn(&path, sync).map_err(|e| {
+            Error::new(
+                clawnet_proto::ErrorCode::Unavailable,
+                format!("cannot open SQLite database {}: {e}", path.display()),
+            )
+        })?;
+        migrate(&mut w).map_err(unavailable)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            readers.push(open_conn(&path, sync).map_err(unavailable)?);
+        }
+        let (tx, rx) = mpsc::channel::<Job>(QUEUE);
+        std::thread::Builder::new()
+            .name("clawnet-sqlite-writer".into())
+            .spawn(move || writer_loop(w, rx))
+            .map_err(unavailable)?;
+        Ok(Self {
+            path,
+            writer: tx,
+            readers: Arc::new(Mutex::new(readers)),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Run `f` in the writer's current transaction; the result is returned
+    /// after the transaction committed.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut WriterState) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |c, st| match f(c, st) {
+            Ok(v) => Some(Box::new(move || {
+                let _ = tx.send(Ok(v));
+            })),
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                None
+            }
+        });
+        self.writer
+            .send(job)
+            .await
+            .map_err(|_| unavailable("the SQLite writer stopped"))?;
+        rx.await
+            .map_err(|_| unavailable("the write was not committed"))?
+    }
+
+    /// Run `f` on a reader connection.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.lock().pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => open_conn(&path, Sync::Normal).map_err(unavailable)?,
+            };
+            let out = f(&conn);
+            let mut pool = readers.lock();
+            if pool.len() < READERS {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+/// Write a consistent copy of the database at `db` to `dest` with
+/// `VACUUM INTO`, which reads one snapshot and is safe while a hub writes.
+/// `dest` must not exist yet.
+pub fn backup_file(db: &Path, dest: &Path) -> Result<()> {
+    if !db.exists() {
+        return Err(Error::not_found(format!("no database at {}", db.display())));
+    }
+    if dest.exists() {
+        return Err(Error::conflict(format!(
+            "{} exists; choose a new file",
+            dest.display()
+        )));
+    }
+    let c = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(unavailable)?;
+    c.busy_timeout(Duration::from_secs(5))
+        .map_err(unavailable)?;
+    c.execute("VACUUM INTO ?1", params![dest.to_string_lossy()])
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    let mut state = WriterState::default();
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while rx.blocking_recv().map(|j| batch.push(j)).is_some() {
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, "SQLite: cannot begin a transaction");
+            batch.clear(); // callers see `unavailable`
+            continue;
+        }
+        let mut done: Vec<Done> = Vec::with_capacity(batch.len());
+        for job in batch.drain(..) {
+            if conn.execute_batch("SAVEPOINT op").is_err() {
+                continue;
+            }
+            match job(&conn, &mut state) {
+                Some(d) => {
+                    let _ = conn.execute_batch("RELEASE op");
+                    done.push(d);
+                }
+                None => {
+                    let _ = conn.execute_batch("ROLLBACK TO op; RELEASE op");
+                    // The failed job may have moved a cached seq.
+                    state.seqs.clear();
+                }
+            }
+        }
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => done.into_iter().for_each(|d| d()),
+            Err(e) => {
+                tracing::error!(error = %e, "SQLite: commit failed; the batch is not acknowledged");
+                let _ = conn.execute_batch("ROLLBACK");
+                state.seqs.clear();
+                // Dropping `done` answers every caller `unavailable`.
+            }
+        }
+    }
+}
+
+fn role_str(r: Role) -> &'static str {
+    r.as_str()
+}
+
+fn kind_str(k: RoomKind) -> &'static str {
+    match k {
+        RoomKind::Global => "global",
+        RoomKind::Room => "room",
+        RoomKind::Dm => "dm",
+    }
+}
+
+fn parse_kind(s: &str) -> RoomKind {
+    match s {
+        "dm" => RoomKind::Dm,
+        "global" => RoomKind::Global,
+        _ => RoomKind::Room,
+    }
+}
+
+fn agent_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRecord> {
+    let role: String = r.get(2)?;
+    Ok(AgentRecord {
+        agent_id: r.get(0)?,
+        handle: r.get(1)?,
+        role: Role::parse(&role).unwrap_or(Role::Worker),
+        created_at: r.get::<_, i64>(3)? as u64,
+        created_by: r.get(4)?,
+    })
+}
+
+fn room_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RoomRecord> {
+    let kind: String = r.get(1)?;
+    Ok(RoomRecord {
+        name: r.get(0)?,
+        kind: parse_kind(&kind),
+        private: r.get::<_, i64>(2)? != 0,
+        created_by: r.get(3)?,
+        created_at: r.get::<_, i64>(4)? as u64,
+        retention: r.get::<_, Option<i64>>(5)?.map(|v| v as u32),
+    })
+}
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord {
+        hash: r.get(0)?,
+        token_id: r.get(1)?,
+        agent_id: r.get(2)?,
+        created_at: r.get::<_, i64>(3)? as u64,
+    })
+}
+
+fn envelope(text: &str) -> Result<Envelope> {
+    serde_json::from_str(text).map_err(|e| unavailable(format!("corrupt stored envelope: {e}")))
+}
+
+fn last_seq_of(c: &Connection, room: &str) -> rusqlite::Result<u64> {
+    Ok(
+        c.prepare_cached("SELECT last_seq FROM room_seq WHERE room = ?1")?
+            .query_row(params![room], |r| r.get::<_, i64>(0))
+            .optional()?
+            .unwrap_or(0) as u64,
+    )
+}
+
+fn db<T>(r: rusqlite::Result<T>) -> Result<T> {
+    r.map_err(unavailable)
+}
+
+fn append(
+    c: &Connection,
+    st: &mut WriterState,
+    draft: MessageDraft,
+    limits: AppendLimits,
+) -> Result<Appended> {
+    if let Some(key) = &draft.dedupe_key {
+        let found: Option<(i64, String)> = db(c
+            .prepare_cached("SELECT ts, envelope FROM dedupe WHERE from_id = ?1 AND key = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![draft.from_id, key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            }))?;
+        if let Some((ts, env)) = found {
+            if draft.ts.saturating_sub(ts as u64) < limits.dedupe_window_ms {
+                return Ok(Appended::Duplicate(Arc::new(envelope(&env)?)));
+            }
+        }
+    }
+    let last = match st.seqs.get(&draft.room) {
+        Some(s) => *s,
+        None => db(last_seq_of(c, &draft.room))?,
+    };
+    let seq = last + 1;
+    let room = draft.room.clone();
+    let key = draft.dedupe_key.clone();
+    let env = draft.into_envelope(seq);
+    let text = serde_json::to_string(&env).map_err(unavailable)?;
+    db(
+        c.prepare_cached("INSERT INTO messages (room, seq, ts, envelope) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut s| s.execute(params![room, seq as i64, env.ts as i64, text])),
+    )?;
+    db(c.prepare_cached(
+        "INSERT INTO room_seq (room, last_seq) VALUES (?1, ?2) \
+         ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq",
+    )
+    .and_then(|mut s| s.execute(params![room, seq as i64])))?;
+    if let Some(key) = key {
+        db(c.prepare_cached(
+            "INSERT INTO dedupe (from_id, key, ts, envelope) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (from_id, key) DO UPDATE SET ts = excluded.ts, envelope = excluded.envelope",
+        )
+        .and_then(|mut s| s.execute(params![env.from_id, key, env.ts as i64, text])))?;
+    }
+    st.seqs.insert(room, seq);
+    Ok(Appended::New(Arc::new(env)))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_agent(&self, a: AgentRecord) -> Result<()> {
+        self.write(move |c, _| {
+            let taken: Option<String> = db(c
+                .query_row(
+                    "SELECT agent_id FROM agents WHERE agent_id = ?1 OR handle = lower(?2)",
+                    params![a.agent_id, a.handle],
+                    |r| r.get(0),
+                )
+                .optional())?;
+            if let Some(who) = taken {
+                return Err(Error::conflict(if who == a.agent_id {
+                    format!("agent id '{}' is taken", a.agent_id)
+                } else {
+                    format!("handle '{}' is taken", a.handle.to_ascii_lowercase())
+                }));
+            }
+            db(c.execute(
+                "INSERT INTO agents (agent_id, handle, role, created_at, created_by) VALUES (?1, lower(?2), ?3, ?4, ?5)",
+                params![a.agent_id, a.handle, role_str(a.role), a.created_at as i64, a.created_by],
+            ))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_agent(&self, agent_id: &str) -> Result<Option<AgentRecord>> {
+        let id = agent_id.to_owned();
+        self.read(move |c| {
+            db(c.prepare_cached("SELECT agent_id, handle, role, created_at, created_by FROM agents WHERE agent_id = ?1")
+                .and_then(|mut s| s.query_row(params![id], agent_row).optional()))
+        })
+        .await
+    }
+
+    async fn find_agent_by_handle(&self, handle: &str) -> Result<Option<AgentRecord>> {
+        let h = handle.to_ascii_lowercase();
+        self.read(move |c| {
+            db(c.prepare_cached("SELECT agent_id, handle, role, created_at, created_by FROM agents WHERE handle = ?1")
+                .and_then(|mut s| s.query_row(params![h], agent_row).optional()))
+        })
+        .await
+    }
+
+    async fn list_agents(&self) -> Result<Vec<AgentRecord>> {
+        self.read(|c| {
+            db(c.prepare_cached("SELECT agent_id, handle, role, created_at, created_by FROM agents ORDER BY agent_id")
+                .and_then(|mut s| s.query_map([], agent_row)?.collect()))
+        })
+        .await
+    }
+
+    async fn set_handle(&self, agent_id: &str, handle: &str) -> Result<String> {
+        let (id, h) = (agent_id.to_owned(), handle.to_ascii_lowercase());
+        self.write(move |c, _| {
+            let old: Option<String> = db(c
+                .query_row(
+                    "SELECT handle FROM agents WHERE agent_id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional())?;
+            let Some(old) = old else {
+                return Err(Error::not_found(format!("no agent '{id}'")));
+            };
+            let holder: Option<String> = db(c
+                .query_row(
+                    "SELECT agent_id FROM agents WHERE handle = ?1",
+                    params![h],
+                    |r| r.get(0),
+                )
+                .optional())?;
+            if holder.is_some_and(|x| x != id) {
+                return Err(Error::conflict(format!("handle '{h}' is taken")));
+            }
+            db(c.execute(
+                "UPDATE agents SET handle = ?1 WHERE agent_id = ?2",
+                params![h, id],
+            ))?;
+            Ok(old)
+        })
+        .await
+    }
+
+    async fn insert_token(&self, t: TokenRecord) -> Result<()> {
+        self.write(move |c, _| {
+            db(c.execute(
+                "INSERT INTO tokens (hash, token_id, agent_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![t.hash, t.token_id, t.agent_id, t.created_at as i64],
+            ))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        let h = hash.to_owned();
+        self.read(move |c| {
+            db(c.prepare_cached(
+                "SELECT hash, token_id, agent_id, created_at FROM tokens WHERE hash = ?1",
+            )
+            .and_then(|mut s| s.query_row(params![h], token_row).optional()))
+        })
+        .await
+    }
+
+    async fn list_tokens(&self, agent_id: &str) -> Result<Vec<TokenRecord>> {
+        let id = agent_id.to_owned();
+        self.read(move |c| {
+            db(c.prepare_cached(
+                "SELECT hash, token_id, agent_id, created_at FROM tokens WHERE agent_id = ?1 ORDER BY created_at",
+            )
+            .and_then(|mut s| s.query_map(params![id], token_row)?.collect()))
+        })
+        .await
+    }
+
+    async fn revoke_tokens(&self, agent_id: &str, token_id: Option<&str>) -> Result<Vec<String>> {
+        let (id, tid) = (agent_id.to_owned(), token_id.map(str::to_owned));
+        self.write(move |c, _| {
+            let ids: Vec<String> = db(c
+                .prepare("SELECT token_id FROM tokens WHERE agent_id = ?1 AND (?2 IS NULL OR token_id = ?2)")
+                .and_then(|mut s| s.query_map(params![id, tid], |r| r.get(0))?.collect()))?;
+            db(c.execute(
+                "DELETE FROM tokens WHERE agent_id = ?1 AND (?2 IS NULL OR token_id = ?2)",
+                params![id, tid],
+            ))?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn create_room(&self, r: RoomRecord) -> Result<()> {
+        self.write(move |c, _| {
+            let n = db(c.execute(
+                "INSERT INTO rooms (name, kind, private, created_by, created_at, retention) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT (name) DO NOTHING",
+                params![
+                    r.name,
+                    kind_str(r.kind),
+                    r.private as i64,
+                    r.created_by,
+                    r.created_at as i64,
+                    r.retention.map(i64::from)
+                ],
+            ))?;
+            if n == 0 {
+                return Err(Error::conflict(format!("room '{}' exists", r.name)));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_room(&self, name: &str) -> Result<Option<RoomRecord>> {
+        let n = name.to_owned();
+        self.read(move |c| {
+            db(c.prepare_cached(
+                "SELECT name, kind, private, created_by, created_at, retention FROM rooms WHERE name = ?1",
+            )
+            .and_then(|mut s| s.query_row(params![n], room_row).optional()))
+        })
+        .await
+    }
+
+    async fn list_rooms(&self) -> Result<Vec<RoomRecord>> {
+        self.read(|c| {
+            db(c.prepare_cached("SELECT name, kind, private, created_by, created_at, retention FROM rooms ORDER BY name")
+                .and_then(|mut s| s.query_map([], room_row)?.collect()))
+        })
+        .await
+    }
+
+    async fn add_member(&self, room: &str, agent_id: &str) -> Result<bool> {
+        let (r, a) = (room.to_owned(), agent_id.to_owned());
+        self.write(move |c, _| {
+            let n = db(c.execute(
+                "INSERT INTO members (room, agent_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![r, a],
+            ))?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn remove_member(&self, room: &str, agent_id: &str) -> Result<bool> {
+        let (r, a) = (room.to_owned(), agent_id.to_owned());
+        self.write(move |c, _| {
+            let n = db(c.execute(
+                "DELETE FROM members WHERE room = ?1 AND agent_id = ?2",
+                params![r, a],
+            ))?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn members(&self, room: &str) -> Result<Vec<String>> {
+        let r = room.to_owned();
+        self.read(move |c| {
+            db(
+                c.prepare_cached("SELECT agent_id FROM members WHERE room = ?1 ORDER BY agent_id")
+                    .and_then(|mut s| s.query_map(params![r], |row| row.get(0))?.collect()),
+            )
+        })
+        .await
+    }
+
+    async fn is_member(&self, room: &str, agent_id: &str) -> Result<bool> {
+        let (r, a) = (room.to_owned(), agent_id.to_owned());
+        self.read(move |c| {
+            db(
+                c.prepare_cached("SELECT 1 FROM members WHERE room = ?1 AND agent_id = ?2")
+                    .and_then(|mut s| s.exists(params![r, a])),
+            )
+        })
+        .await
+    }
+
+    async fn rooms_of(&self, agent_id: &str) -> Result<Vec<String>> {
+        let a = agent_id.to_owned();
+        self.read(move |c| {
+            db(
+                c.prepare_cached("SELECT room FROM members WHERE agent_id = ?1 ORDER BY room")
+                    .and_then(|mut s| s.query_map(params![a], |row| row.get(0))?.collect()),
+            )
+        })
+        .await
+    }
+
+    async fn append_message(&self, draft: MessageDraft, limits: AppendLimits) -> Result<Appended> {
+        self.write(move |c, st| append(c, st, draft, limits)).await
+    }
+
+    async fn history(&self, room: &str, after_seq: u64, limit: usize) -> Result<HistoryPage> {
+        let r = room.to_owned();
+        self.read(move |c| {
+            let rows: Vec<String> = db(c
+                .prepare_cached("SELECT envelope FROM messages WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")
+                .and_then(|mut s| {
+                    s.query_map(params![r, after_seq as i64, limit as i64 + 1], |row| row.get(0))?
+                        .collect()
+                }))?;
+            let first: Option<i64> = db(c
+                .prepare_cached("SELECT MIN(seq) FROM messages WHERE room = ?1")
+                .and_then(|mut s| s.query_row(params![r], |row| row.get(0))))?;
+            let last = db(last_seq_of(c, &r))?;
+            let has_more = rows.len() > limit;
+            let messages = rows
+                .iter()
+                .take(limit)
+                .map(|t| envelope(t).map(Arc::new))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(HistoryPage {
+                messages,
+                first_available_seq: first.unwrap_or(0) as u64,
+                last_seq: last,
+                has_more,
+            })
+        })
+        .await
+    }
+
+    async fn last_seq(&self, room: &str) -> Result<u64> {
+        let r = room.to_owned();
+        self.read(move |c| db(last_seq_of(c, &r))).await
+    }
+
+    async fn advance_cursor(&self, agent_id: &str, room: &str, seq: u64) -> Result<u64> {
+        let (a, r) = (agent_id.to_owned(), room.to_owned());
+        self.write(move |c, _| {
+            db(c.prepare_cached(
+                "INSERT INTO cursors (agent_id, room, seq) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (agent_id, room) DO UPDATE SET seq = max(seq, excluded.seq)",
+            )
+            .and_then(|mut s| s.execute(params![a, r, seq as i64])))?;
+            let now: i64 = db(c
+                .prepare_cached("SELECT seq FROM cursors WHERE agent_id = ?1 AND room = ?2")
+                .and_then(|mut s| s.query_row(params![a, r], |row| row.get(0))))?;
+            Ok(now as u64)
+        })
+        .await
+    }
+
+    async fn cursors(&self, agent_id: &str) -> Result<HashMap<String, u64>> {
+        let a = agent_id.to_owned();
+        self.read(move |c| {
+            db(
+                c.prepare_cached("SELECT room, seq FROM cursors WHERE agent_id = ?1")
+                    .and_then(|mut s| {
+                        s.query_map(params![a], |row| {
+                            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))
+                        })?
+                        .collect()
+                    }),
+            )
+        })
+        .await
+    }
+
+    async fn trim_messages(
+        &self,
+        room: &str,
+        before_ts: u64,
+        keep_last: Option<u32>,
+    ) -> Result<u64> {
+        let r = room.to_owned();
+        self.write(move |c, _| {
+            let mut n = db(c.execute(
+                "DELETE FROM messages WHERE room = ?1 AND ts < ?2",
+                params![r, before_ts as i64],
+            ))?;
+            if let Some(keep) = keep_last {
+                n += db(c.execute(
+                    "DELETE FROM messages WHERE room = ?1 AND seq <= \
+                     (SELECT last_seq FROM room_seq WHERE room = ?1) - ?2",
+                    params![r, i64::from(keep)],
+                ))?;
+            }
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn expire_dedupe(&self, before_ts: u64) -> Result<u64> {
+        self.write(move |c, _| {
+            Ok(db(c.execute(
+                "DELETE FROM dedupe WHERE ts < ?1",
+                params![before_ts as i64],
+            ))? as u64)
+        })
+        .await
+    }
+
+    async fn get_setting(&self, key: &str) -> Result<Option<Value>> {
+        let k = key.to_owned();
+        self.read(move |c| {
+            let v: Option<String> = db(c
+                .query_row(
+                    "SELECT value FROM settings WHERE key = ?1",
+                    params![k],
+                    |r| r.get(0),
+                )
+                .optional())?;
+            v.map(|t| serde_json::from_str(&t).map_err(unavailable))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn set_setting(&self, key: &str, value: Value) -> Result<()> {
+        let (k, v) = (key.to_owned(), value.to_string());
+        self.write(move |c, _| {
+            db(c.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![k, v],
+            ))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| db(c.query_row("SELECT 1", [], |_| Ok(()))))
+            .await
+    }
+
+    async fn append_audit(&self, mut e: AuditEntry) -> Result<AuditEntry> {
+        self.write(move |c, _| {
+            db(c.prepare_cached(
+                "INSERT INTO audit (ts, type, actor, action, target, reason, meta) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![e.ts as i64, e.kind, e.actor, e.action, e.target, e.reason, e.meta.to_string()])
+            }))?;
+            e.id = c.last_insert_rowid() as u64;
+            Ok(e)
+        })
+        .await
+    }
+
+    async fn list_audit(&self, f: AuditFilter) -> Result<Vec<AuditEntry>> {
+        self.read(move |c| {
+            let mut rows: Vec<AuditEntry> = db(c
+                .prepare_cached(
+                    "SELECT id, ts, type, actor, action, target, reason, meta FROM audit \
+                     WHERE (?1 IS NULL OR type = ?1) AND (?2 IS NULL OR actor = ?2) AND ts >= ?3 \
+                     ORDER BY id DESC LIMIT ?4",
+                )
+                .and_then(|mut s| {
+                    s.query_map(
+                        params![
+                            f.kind,
+                            f.actor,
+                            f.since_ms.unwrap_or(0) as i64,
+                            f.limit as i64
+                        ],
+                        |r| {
+                            let meta: String = r.get(7)?;
+                            Ok(AuditEntry {
+                                id: r.get::<_, i64>(0)? as u64,
+                                ts: r.get::<_, i64>(1)? as u64,
+                                kind: r.get(2)?,
+                                actor: r.get(3)?,
+                                action: r.get(4)?,
+                                target: r.get(5)?,
+                                reason: r.get(6)?,
+                                meta: serde_json::from_str(&meta).unwrap_or(Value::Null),
+                            })
+                        },
+                    )?
+                    .collect()
+                }))?;
+            rows.reverse();
+            Ok(rows)
+        })
+        .await
+    }
+}
