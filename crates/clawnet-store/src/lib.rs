@@ -4,7 +4,9 @@
 //! | --- | --- |
 //! | `memory` | in process memory (default) |
 //! | `sqlite://PATH[?synchronous=full]` | one SQLite file, WAL mode |
+//! | `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (or `postgresql://`) | PostgreSQL, shareable by several hub nodes |
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -12,10 +14,11 @@ use std::sync::Arc;
 use clawnet_core::error::{Error, Result};
 use clawnet_core::store::{MemoryStore, Store};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-/// A parsed store URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed store URL. Its `Debug` hides a PostgreSQL password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     /// `memory`.
     Memory,
@@ -26,6 +29,43 @@ pub enum StoreUrl {
         /// `synchronous=full` was asked for.
         full_sync: bool,
     },
+    /// `postgres://…` or `postgresql://…`, passed to the driver as given.
+    Postgres {
+        /// The connection URL (may hold a password).
+        url: String,
+    },
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Memory => f.write_str("Memory"),
+            Self::Sqlite { path, full_sync } => f
+                .debug_struct("Sqlite")
+                .field("path", path)
+                .field("full_sync", full_sync)
+                .finish(),
+            Self::Postgres { url } => f
+                .debug_struct("Postgres")
+                .field("url", &redact_password(url))
+                .finish(),
+        }
+    }
+}
+
+/// `scheme://user:***@host…` for `scheme://user:password@host…`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 impl StoreUrl {
@@ -56,8 +96,14 @@ impl StoreUrl {
                 full_sync,
             });
         }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres {
+                url: url.to_owned(),
+            });
+        }
         Err(format!(
-            "'{url}' is not a store URL: use memory or sqlite://PATH"
+            "'{}' is not a store URL: use memory, sqlite://PATH or postgres://USER@HOST/DB",
+            redact_password(url)
         ))
     }
 }
@@ -78,6 +124,7 @@ pub async fn open(url: &StoreUrl) -> Result<Arc<dyn Store>> {
                 .map_err(Error::unavailable)??;
             Arc::new(store)
         }
+        StoreUrl::Postgres { url } => Arc::new(PostgresStore::connect(url).await?),
     })
 }
 
@@ -98,5 +145,20 @@ mod tests {
         assert!(StoreUrl::parse("sqlite://").is_err());
         assert!(StoreUrl::parse("sqlite://x.db?journal=off").is_err());
         assert!(StoreUrl::parse("redis://x").is_err());
+        for url in [
+            "postgres://cn:secret@db:5432/clawnet",
+            "postgresql://cn@db/clawnet",
+        ] {
+            assert_eq!(
+                StoreUrl::parse(url),
+                Ok(StoreUrl::Postgres { url: url.into() })
+            );
+        }
+        let shown = format!(
+            "{:?}",
+            StoreUrl::parse("postgres://cn:secret@db/c?sslmode=disable").expect("url")
+        );
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("postgres://cn:***@db/c"), "{shown}");
     }
 }

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ const MAX_BATCH: usize = 1024;
 const QUEUE: usize = 8192;
 /// Reader connections kept open.
 const READERS: usize = 4;
+/// How often the WAL is checkpointed by the background thread.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
 
@@ -53,6 +56,16 @@ type Job = Box<dyn FnOnce(&Connection, &mut WriterState) -> Option<Done> + Send>
 pub struct WriterState {
     /// Last `seq` per room, as of the current transaction.
     seqs: HashMap<String, u64>,
+    /// Rooms whose `room_seq` row must be written before the commit.
+    dirty: std::collections::HashSet<String>,
+}
+
+impl WriterState {
+    /// Forget cached `seq`s (after a rollback they may be ahead of the file).
+    fn reset(&mut self) {
+        self.seqs.clear();
+        self.dirty.clear();
+    }
 }
 
 /// SQLite-backed [`Store`].
@@ -60,6 +73,13 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: mpsc::Sender<Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -112,6 +132,17 @@ impl SqliteStore {
             )
         })?;
         migrate(&mut w).map_err(unavailable)?;
+        // The checkpoint thread does this work instead (see checkpoint_loop).
+        w.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(unavailable)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let (path, stop) = (path.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("clawnet-sqlite-checkpoint".into())
+                .spawn(move || checkpoint_loop(path, stop))
+                .map_err(unavailable)?;
+        }
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             readers.push(open_conn(&path, sync).map_err(unavailable)?);
@@ -125,6 +156,7 @@ impl SqliteStore {
             path,
             writer: tx,
             readers: Arc::new(Mutex::new(readers)),
+            stop,
         })
     }
 
@@ -206,6 +238,27 @@ pub fn backup_file(db: &Path, dest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Run a parameterless statement from the statement cache (savepoints run
+/// twice per job; parsing them each time showed up in profiles).
+fn run_cached(c: &Connection, sql: &str) -> rusqlite::Result<()> {
+    c.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+/// Checkpoint the WAL into the database from outside the writer, so the
+/// writer never pauses for a checkpoint's fsync in the middle of commits.
+fn checkpoint_loop(path: PathBuf, stop: Arc<AtomicBool>) {
+    let Ok(c) = open_conn(&path, Sync::Normal) else {
+        tracing::warn!("SQLite: no checkpoint connection; the WAL grows until restart");
+        return;
+    };
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if let Err(e) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "SQLite: checkpoint failed");
+        }
+    }
+}
+
 fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
     let mut state = WriterState::default();
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
@@ -219,31 +272,34 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "SQLite: cannot begin a transaction");
             batch.clear(); // callers see `unavailable`
+            state.reset();
             continue;
         }
         let mut done: Vec<Done> = Vec::with_capacity(batch.len());
         for job in batch.drain(..) {
-            if conn.execute_batch("SAVEPOINT op").is_err() {
+            if run_cached(&conn, "SAVEPOINT op").is_err() {
                 continue;
             }
             match job(&conn, &mut state) {
                 Some(d) => {
-                    let _ = conn.execute_batch("RELEASE op");
+                    let _ = run_cached(&conn, "RELEASE op");
                     done.push(d);
                 }
                 None => {
-                    let _ = conn.execute_batch("ROLLBACK TO op; RELEASE op");
-                    // The failed job may have moved a cached seq.
-                    state.seqs.clear();
+                    let _ = run_cached(&conn, "ROLLBACK TO op");
+                    let _ = run_cached(&conn, "RELEASE op");
+                    // An append caches its seq only after its last statement
+                    // succeeded, so a failed job left the cache as it was.
                 }
             }
         }
-        match conn.execute_batch("COMMIT") {
+        let committed = flush_seqs(&conn, &mut state).and_then(|()| conn.execute_batch("COMMIT"));
+        match committed {
             Ok(()) => done.into_iter().for_each(|d| d()),
             Err(e) => {
                 tracing::error!(error = %e, "SQLite: commit failed; the batch is not acknowledged");
                 let _ = conn.execute_batch("ROLLBACK");
-                state.seqs.clear();
+                state.reset();
                 // Dropping `done` answers every caller `unavailable`.
             }
         }
@@ -325,19 +381,6 @@ fn append(
     draft: MessageDraft,
     limits: AppendLimits,
 ) -> Result<Appended> {
-    if let Some(key) = &draft.dedupe_key {
-        let found: Option<(i64, String)> = db(c
-            .prepare_cached("SELECT ts, envelope FROM dedupe WHERE from_id = ?1 AND key = ?2")
-            .and_then(|mut s| {
-                s.query_row(params![draft.from_id, key], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
-            }))?;
-        if let Some((ts, env)) = found {
-            if draft.ts.saturating_sub(ts as u64) < limits.dedupe_window_ms {
-                return Ok(Appended::Duplicate(Arc::new(envelope(&env)?)));
-            }
-        }
-    }
     let last = match st.seqs.get(&draft.room) {
         Some(s) => *s,
         None => db(last_seq_of(c, &draft.room))?,
@@ -347,24 +390,52 @@ fn append(
     let key = draft.dedupe_key.clone();
     let env = draft.into_envelope(seq);
     let text = serde_json::to_string(&env).map_err(unavailable)?;
+    if let Some(key) = &key {
+        // Claim the key first: in the common case (a new key) this one
+        // statement is the whole dedupe check.
+        let claimed = db(c
+            .prepare_cached(
+                "INSERT INTO dedupe (from_id, key, ts, envelope) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (from_id, key) DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![env.from_id, key, env.ts as i64, text])))?;
+        if claimed == 0 {
+            let (ts, original): (i64, String) = db(c
+                .prepare_cached("SELECT ts, envelope FROM dedupe WHERE from_id = ?1 AND key = ?2")
+                .and_then(|mut s| {
+                    s.query_row(params![env.from_id, key], |r| Ok((r.get(0)?, r.get(1)?)))
+                }))?;
+            if env.ts.saturating_sub(ts as u64) < limits.dedupe_window_ms {
+                return Ok(Appended::Duplicate(Arc::new(envelope(&original)?)));
+            }
+            // The earlier use of the key is outside the window: free again.
+            db(c.prepare_cached(
+                "UPDATE dedupe SET ts = ?3, envelope = ?4 WHERE from_id = ?1 AND key = ?2",
+            )
+            .and_then(|mut s| s.execute(params![env.from_id, key, env.ts as i64, text])))?;
+        }
+    }
     db(
         c.prepare_cached("INSERT INTO messages (room, seq, ts, envelope) VALUES (?1, ?2, ?3, ?4)")
             .and_then(|mut s| s.execute(params![room, seq as i64, env.ts as i64, text])),
     )?;
-    db(c.prepare_cached(
-        "INSERT INTO room_seq (room, last_seq) VALUES (?1, ?2) \
-         ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq",
-    )
-    .and_then(|mut s| s.execute(params![room, seq as i64])))?;
-    if let Some(key) = key {
-        db(c.prepare_cached(
-            "INSERT INTO dedupe (from_id, key, ts, envelope) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (from_id, key) DO UPDATE SET ts = excluded.ts, envelope = excluded.envelope",
-        )
-        .and_then(|mut s| s.execute(params![env.from_id, key, env.ts as i64, text])))?;
-    }
-    st.seqs.insert(room, seq);
+    // room_seq is written once per room per batch, just before COMMIT.
+    st.seqs.insert(room.clone(), seq);
+    st.dirty.insert(room);
     Ok(Appended::New(Arc::new(env)))
+}
+
+/// Persist the rooms' new last `seq`; part of the batch's transaction.
+fn flush_seqs(c: &Connection, st: &mut WriterState) -> rusqlite::Result<()> {
+    for room in st.dirty.drain() {
+        let seq = st.seqs.get(&room).copied().unwrap_or(0);
+        c.prepare_cached(
+            "INSERT INTO room_seq (room, last_seq) VALUES (?1, ?2) \
+             ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq",
+        )?
+        .execute(params![room, seq as i64])?;
+    }
+    Ok(())
 }
 
 #[async_trait]
