@@ -18,11 +18,15 @@ fn sqlite(path: &std::path::Path) -> Option<Arc<dyn Store>> {
     ))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_keeps_history_cursors_seq_and_dedupe() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let db = dir.path().join("hub.db");
-    let t = start_on(HubConfig::default(), None, sqlite(&db)).await;
+/// Send, ack part, stop the hub, start a new one on the same store: history,
+/// cursors, `seq` and dedupe must all carry over. `open` opens the store
+/// anew each time, as a restarted process would.
+async fn restart_scenario<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Arc<dyn Store>>,
+{
+    let t = start_on(HubConfig::default(), None, Some(open().await)).await;
     let (ts, tr) = (t.agent("snd").await, t.agent("rcv").await);
     let mut r = t.raw_connected(&tr, json!({})).await;
     let mut sent = Vec::new();
@@ -48,8 +52,8 @@ async fn restart_keeps_history_cursors_seq_and_dedupe() {
     drop(t);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    // Same file, new hub: the same tokens still work.
-    let t = start_on(HubConfig::default(), None, sqlite(&db)).await;
+    // Same store, new hub: the same tokens still work.
+    let t = start_on(HubConfig::default(), None, Some(open().await)).await;
     let h = t
         .rest(&tr)
         .history("global", None, None)
@@ -86,6 +90,31 @@ async fn restart_keeps_history_cursors_seq_and_dedupe() {
             .len(),
         4
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_on_sqlite_keeps_history_cursors_seq_and_dedupe() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = dir.path().join("hub.db");
+    restart_scenario(|| {
+        let db = db.clone();
+        async move { sqlite(&db).expect("store") }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_on_postgres_keeps_history_cursors_seq_and_dedupe() {
+    let Some(server) = clawnet_store::testing::server_url() else {
+        return;
+    };
+    let schema = clawnet_store::testing::Schema::create(&server).await;
+    let url = clawnet_store::StoreUrl::parse(&schema.url()).expect("postgres url");
+    restart_scenario(|| {
+        let url = url.clone();
+        async move { clawnet_store::open(&url).await.expect("open postgres") }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
