@@ -254,7 +254,8 @@ impl Hub {
     }
 
     /// Acknowledge several rooms at once. Every entry is checked before any
-    /// cursor moves, so a refused ack changes nothing.
+    /// cursor moves, so a refused ack changes nothing. Cursors reach the
+    /// store within `cursor_flush_ms` (see [`crate::cursors`]).
     pub async fn ack_many(
         &self,
         actor: &str,
@@ -263,7 +264,11 @@ impl Hub {
         let me = self.agent(actor).await?;
         for (room, &seq) in &acks {
             self.readable_room(&me, room).await?;
-            let last = self.inner.store.last_seq(room).await?;
+            // Other nodes may have published further; only then ask the store.
+            let last = match self.published_seq(room) {
+                Some(l) if l >= seq => l,
+                _ => self.inner.store.last_seq(room).await?,
+            };
             if seq > last {
                 return Err(Error::invalid(
                     "seq",
@@ -271,12 +276,13 @@ impl Hub {
                 ));
             }
         }
-        let mut out = BTreeMap::new();
-        for (room, seq) in acks {
-            let now = self.inner.store.advance_cursor(actor, &room, seq).await?;
-            out.insert(room, now);
-        }
-        Ok(out)
+        Ok(acks
+            .into_iter()
+            .map(|(room, seq)| {
+                let now = self.inner.cursors.ack(actor, &room, seq);
+                (room, now)
+            })
+            .collect())
     }
 
     /// Tell the other members of a room that `actor` is (not) typing.

@@ -34,6 +34,8 @@ pub struct HubConfig {
     pub retention_ms: u64,
     /// How often the retention sweep runs.
     pub retention_sweep_ms: u64,
+    /// How often acknowledged cursors are written to the store.
+    pub cursor_flush_ms: u64,
 }
 
 impl Default for HubConfig {
@@ -54,6 +56,7 @@ impl Default for HubConfig {
             sweep_interval_ms: 1000,
             retention_ms: 30 * 24 * 3600 * 1000,
             retention_sweep_ms: 60_000,
+            cursor_flush_ms: 100,
         }
     }
 }

@@ -60,6 +60,7 @@ pub(crate) struct Inner {
     /// Why each agent's last connection was closed by the hub (one per agent).
     pub(crate) last_disconnect: Mutex<HashMap<String, Disconnecting>>,
     pub(crate) next_conn: AtomicU64,
+    pub(crate) cursors: crate::cursors::CursorBuffer,
 }
 
 /// A freshly issued credential. The token is shown once and never stored.
@@ -124,6 +125,7 @@ impl HubBuilder {
                 typing: Mutex::default(),
                 last_disconnect: Mutex::default(),
                 next_conn: AtomicU64::new(1),
+                cursors: Default::default(),
             }),
         };
         hub.init_sequencer(GLOBAL_ROOM).await?;
@@ -173,6 +175,14 @@ impl Hub {
                 }))
             });
         Ok(())
+    }
+
+    /// The newest `seq` published in a room by this node's sequencer, if it
+    /// has one; saves a store read on the ack path.
+    pub(crate) fn published_seq(&self, room: &str) -> Option<u64> {
+        let s = self.inner.sequencers.read().get(room).cloned()?;
+        let next = s.lock().next;
+        Some(next.saturating_sub(1))
     }
 
     /// Publish a room's history event in `seq` order.

@@ -9,6 +9,7 @@ pub mod bus;
 pub mod chat;
 pub mod clock;
 pub mod config;
+pub mod cursors;
 pub mod error;
 pub mod fanout;
 pub mod frames;

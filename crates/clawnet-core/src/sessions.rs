@@ -90,7 +90,10 @@ impl Hub {
         if self.inner.presence.connected(&agent.agent_id, now) {
             self.publish_presence(&agent.agent_id, &agent.handle);
         }
-        let cursors = store.cursors(&agent.agent_id).await?;
+        let cursors = self
+            .inner
+            .cursors
+            .merge(&agent.agent_id, store.cursors(&agent.agent_id).await?);
         let mut replay_from = BTreeMap::new();
         let mut resets = Vec::new();
         for r in &rooms {

@@ -49,6 +49,8 @@ where
         true
     );
     drop(r);
+    // What `clawnet serve` does on SIGTERM before exiting.
+    t.hub.flush_cursors().await.expect("flush cursors");
     drop(t);
     tokio::time::sleep(Duration::from_millis(200)).await;
 

@@ -363,6 +363,7 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<String>> {
             .get("chat.retention_days")
             .map_or(d.retention_ms, |v| v * 24 * 3600 * 1000),
         retention_sweep_ms: secs("chat.retention_sweep_secs", d.retention_sweep_ms),
+        cursor_flush_ms: d.cursor_flush_ms,
         dedupe_max_entries: ints
             .get("chat.dedupe_max_entries")
             .map_or(d.dedupe_max_entries, |v| *v as usize),

@@ -97,6 +97,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     hub.spawn_sweeper();
     hub.spawn_retention_sweeper();
+    hub.spawn_cursor_flusher();
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
@@ -104,10 +105,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, store = ?cfg.store, "clawnet hub listening");
     println!("clawnet: listening on http://{addr} (WebSocket ws://{addr}/ws)");
     let state = AppState {
-        hub,
+        hub: hub.clone(),
         opts: Arc::new(cfg.server),
     };
     clawnet_server::serve(listener, state, shutdown_signal()).await?;
+    // Acks still buffered reach the store before the process exits.
+    if let Err(e) = hub.flush_cursors().await {
+        tracing::warn!(error = %e, "cursors not written at shutdown");
+    }
     Ok(())
 }
 
