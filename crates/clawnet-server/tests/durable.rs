@@ -229,3 +229,69 @@ async fn concurrent_senders_never_make_readers_skip_a_seq() {
     }
     assert_eq!(replayer.await.expect("replayer"), 300);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retention_sweep_trims_old_messages_and_replay_signals_the_gap() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let clock = Arc::new(clawnet_core::clock::ManualClock::new(1_000_000_000));
+    let cfg = HubConfig {
+        retention_ms: 24 * 3600 * 1000,
+        ..Default::default()
+    };
+    let t = start_on(cfg, Some(clock.clone()), sqlite(&dir.path().join("hub.db"))).await;
+    let (ts, tr) = (t.agent("old").await, t.agent("late").await);
+    // A room that keeps only its newest 2 messages, whatever their age.
+    t.rest(&ts)
+        .post::<serde_json::Value>("/rooms", &json!({"name":"short","retention":2}))
+        .await
+        .expect("room");
+    for i in 0..5 {
+        t.rest(&ts)
+            .send(&send_params("global", None, &format!("g{i}"), None))
+            .await
+            .expect("send");
+    }
+    clock.advance(2 * 24 * 3600 * 1000);
+    t.rest(&ts)
+        .send(&send_params("global", None, "fresh", None))
+        .await
+        .expect("send");
+    for i in 0..5 {
+        t.rest(&ts)
+            .send(&send_params("room", Some("short"), &format!("s{i}"), None))
+            .await
+            .expect("send");
+    }
+    let swept = t.hub.sweep_retention().await.expect("sweep");
+    assert_eq!(
+        swept.messages,
+        5 + 3,
+        "five aged out of global, three over the room's count"
+    );
+
+    let h = t
+        .rest(&ts)
+        .history("global", None, None)
+        .await
+        .expect("history");
+    assert_eq!(h.messages.len(), 1);
+    assert_eq!((h.first_available_seq, h.last_seq), (6, 6));
+    let short = t
+        .rest(&ts)
+        .history("short", None, None)
+        .await
+        .expect("history");
+    assert_eq!(
+        short.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![4, 5]
+    );
+
+    let mut r = t.raw(&tr).await;
+    assert_eq!(
+        r.req("connect", json!({"resume":{"global":2}})).await["ok"],
+        true
+    );
+    let gap = r.wait_event("replay.gap").await;
+    assert_eq!(gap["data"]["first_available_seq"], 6);
+    assert_eq!(r.messages(1).await[0]["seq"], 6);
+}

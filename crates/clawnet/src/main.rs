@@ -29,9 +29,28 @@ enum Cmd {
     Tail(cli::TailArgs),
     /// Copy a SQLite store to FILE while the hub runs.
     Backup(serve::BackupArgs),
+    /// Measure the hub (prints JSON): `clawnet bench chat`.
+    #[command(subcommand)]
+    Bench(BenchCmd),
     /// Register and list agents.
     #[command(subcommand)]
     Agents(cli::AgentsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCmd {
+    /// Chat relay throughput, latency and memory against a hub child process.
+    Chat(clawnet_bench::ChatBenchOptions),
+}
+
+async fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
+    let BenchCmd::Chat(mut opts) = cmd;
+    if opts.hub_bin.is_none() {
+        opts.hub_bin = Some(std::env::current_exe()?);
+    }
+    let report = clawnet_bench::chat::run(opts).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
 }
 
 #[tokio::main]
@@ -44,6 +63,7 @@ async fn main() {
         Cmd::Chat(a) => cli::chat(a).await,
         Cmd::Tail(a) => cli::tail(a).await,
         Cmd::Agents(c) => cli::agents(c).await,
+        Cmd::Bench(c) => bench(c).await,
     };
     if let Err(e) = r {
         eprintln!("clawnet: {e:#}");
