@@ -2,64 +2,55 @@
 
 use crate::ClientError;
 
+/// Split a base URL into whether it is secure (`https`/`wss`) and the rest
+/// after `://` (no trailing slash), refusing other schemes and empty hosts.
+fn split(base: &str) -> Result<(bool, &str), ClientError> {
+    let base = base.trim().trim_end_matches('/');
+    let (scheme, rest) = base
+        .split_once("://")
+        .ok_or_else(|| ClientError::Protocol(format!("URL without a scheme: {base:?}")))?;
+    let secure = match scheme.to_ascii_lowercase().as_str() {
+        "http" | "ws" => false,
+        "https" | "wss" => true,
+        other => {
+            return Err(ClientError::Protocol(format!(
+                "unsupported URL scheme {other:?} (want http, https, ws or wss)"
+            )))
+        }
+    };
+    if rest.is_empty() {
+        return Err(ClientError::Protocol(format!(
+            "URL without a host: {base:?}"
+        )));
+    }
+    Ok((secure, rest))
+}
+
 /// The WebSocket endpoint for a hub base URL.
 ///
 /// `http://h:3000` becomes `ws://h:3000/ws`, `https://…` becomes `wss://…`;
 /// a `ws(s)://` URL is taken as the base too, and one already ending in `/ws`
 /// is used as it is. A path prefix (a hub behind a reverse proxy) is kept.
 pub fn ws_url(base: &str) -> Result<String, ClientError> {
-    let base = base.trim().trim_end_matches('/');
-    let (scheme, rest) = base
-        .split_once("://")
-        .ok_or_else(|| ClientError::Protocol(format!("URL without a scheme: {base:?}")))?;
-    let ws_scheme = match scheme.to_ascii_lowercase().as_str() {
-        "http" | "ws" => "ws",
-        "https" | "wss" => "wss",
-        other => {
-            return Err(ClientError::Protocol(format!(
-                "unsupported URL scheme {other:?} (want http, https, ws or wss)"
-            )))
-        }
-    };
-    if rest.is_empty() {
-        return Err(ClientError::Protocol(format!(
-            "URL without a host: {base:?}"
-        )));
-    }
-    let has_path = rest.contains('/');
-    if has_path && rest.ends_with("/ws") {
-        Ok(format!("{ws_scheme}://{rest}"))
+    let (secure, rest) = split(base)?;
+    let scheme = if secure { "wss" } else { "ws" };
+    if rest.contains('/') && rest.ends_with("/ws") {
+        Ok(format!("{scheme}://{rest}"))
     } else {
-        Ok(format!("{ws_scheme}://{rest}/ws"))
+        Ok(format!("{scheme}://{rest}/ws"))
     }
 }
 
 /// The HTTP base (`http(s)://host[/prefix]`, no trailing slash) for a hub
 /// base URL, accepting `ws(s)://` (and a trailing `/ws`) as well.
 pub fn http_base(base: &str) -> Result<String, ClientError> {
-    let base = base.trim().trim_end_matches('/');
-    let (scheme, rest) = base
-        .split_once("://")
-        .ok_or_else(|| ClientError::Protocol(format!("URL without a scheme: {base:?}")))?;
-    let http_scheme = match scheme.to_ascii_lowercase().as_str() {
-        "http" | "ws" => "http",
-        "https" | "wss" => "https",
-        other => {
-            return Err(ClientError::Protocol(format!(
-                "unsupported URL scheme {other:?} (want http, https, ws or wss)"
-            )))
-        }
-    };
-    if rest.is_empty() {
-        return Err(ClientError::Protocol(format!(
-            "URL without a host: {base:?}"
-        )));
-    }
+    let (secure, rest) = split(base)?;
+    let scheme = if secure { "https" } else { "http" };
     let rest = match rest.strip_suffix("/ws") {
         Some(r) if !r.is_empty() => r,
         _ => rest,
     };
-    Ok(format!("{http_scheme}://{rest}"))
+    Ok(format!("{scheme}://{rest}"))
 }
 
 #[cfg(test)]

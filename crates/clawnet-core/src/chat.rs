@@ -15,6 +15,9 @@ use crate::hub::Hub;
 use crate::mentions;
 use crate::store::{AppendLimits, Appended, MessageDraft};
 
+/// Longest a send's ACK is held back for a slow reader of its room.
+pub const MAX_PACE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Longest accepted `dedupe_key`, `thread_id` or `reply_to`.
 pub const MAX_KEY_LEN: usize = 128;
 
@@ -181,6 +184,7 @@ impl Hub {
             Appended::New(env) => {
                 let json = envelope_json(&env);
                 self.publish_ordered(&room, message_frame(&env, &json));
+                self.pace(&room).await;
                 self.notify_mentions(&env).await?;
                 Ok(SendOutcome {
                     message: env,
@@ -188,6 +192,16 @@ impl Hub {
                     duplicate: false,
                 })
             }
+        }
+    }
+
+    /// Hold the sender's ACK while a subscriber of the room is behind, for
+    /// at most [`MAX_PACE`]: flow control for readers that are slow but
+    /// moving (see [`crate::fanout`]).
+    async fn pace(&self, room: &str) {
+        let start = tokio::time::Instant::now();
+        while self.inner.fanout.room_pressure(room, self.now()) && start.elapsed() < MAX_PACE {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
     }
 

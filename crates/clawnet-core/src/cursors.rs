@@ -8,7 +8,6 @@
 //! again, which at-least-once delivery allows and clients drop by `seq`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -98,17 +97,10 @@ impl Hub {
     /// Run [`Hub::flush_cursors`] every `cursor_flush_ms` until the hub is
     /// dropped.
     pub fn spawn_cursor_flusher(&self) -> tokio::task::JoinHandle<()> {
-        let weak = Arc::downgrade(&self.inner);
         let every = Duration::from_millis(self.config().cursor_flush_ms.max(1));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(inner) = weak.upgrade() else { return };
-                if let Err(e) = (Hub { inner }).flush_cursors().await {
-                    tracing::warn!(error = %e, "cursor flush failed; will retry");
-                }
+        self.spawn_every(every, |hub| async move {
+            if let Err(e) = hub.flush_cursors().await {
+                tracing::warn!(error = %e, "cursor flush failed; will retry");
             }
         })
     }

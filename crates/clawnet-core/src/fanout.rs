@@ -4,6 +4,13 @@
 //! and a connection whose queue is full is closed as a slow consumer (it
 //! catches up by replay when it reconnects). That keeps one stuck client from
 //! holding memory or slowing everyone else.
+//!
+//! A client that reads, only slower than the room is written, is paced
+//! instead of cut off: once its queue is half full, senders to the room get
+//! their ACK a little later (see [`Fanout::room_pressure`]), which slows the
+//! producers down to what the consumers take. A client whose half-full queue
+//! has not moved for [`STALL_MS`] is stuck, not slow, and is cut off at once
+//! so it cannot hold everyone back.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +21,10 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, Notify};
 
 use crate::bus::{Delivery, OutFrame, Sink, Target};
+
+/// A connection whose queue is half full and has written nothing for this
+/// long is cut off as a slow consumer.
+pub const STALL_MS: u64 = 2000;
 
 /// One live connection, as the hub sees it.
 #[derive(Debug)]
@@ -33,6 +44,9 @@ pub struct Conn {
     pub last_seen: AtomicU64,
     /// Last request other than `ping`/`ack` (activity, for idle), ms.
     pub last_active: AtomicU64,
+    /// Last time the connection wrote queued frames to its socket, ms.
+    last_drain: AtomicU64,
+    queue: usize,
 }
 
 impl Conn {
@@ -45,7 +59,8 @@ impl Conn {
         queue: usize,
         now: u64,
     ) -> (Arc<Self>, mpsc::Receiver<Arc<OutFrame>>) {
-        let (tx, rx) = mpsc::channel(queue.max(1));
+        let queue = queue.max(1);
+        let (tx, rx) = mpsc::channel(queue);
         let conn = Arc::new(Self {
             id,
             agent_id,
@@ -56,6 +71,8 @@ impl Conn {
             kill: Notify::new(),
             last_seen: AtomicU64::new(now),
             last_active: AtomicU64::new(now),
+            last_drain: AtomicU64::new(now),
+            queue,
         });
         (conn, rx)
     }
@@ -69,6 +86,30 @@ impl Conn {
                 now,
             );
         }
+    }
+
+    /// Note that queued frames were written to the socket.
+    pub fn drained(&self, now: u64) {
+        self.last_drain.store(now, Ordering::Relaxed);
+    }
+
+    /// Whether the queue is over half full: a stuck connection is closed
+    /// here, a slow one reports pressure.
+    fn pressing(&self, now: u64) -> bool {
+        let backlog = self.queue - self.tx.capacity();
+        if backlog * 2 < self.queue {
+            return false;
+        }
+        let idle = now.saturating_sub(self.last_drain.load(Ordering::Relaxed));
+        if idle >= STALL_MS {
+            self.close(
+                "slow_consumer",
+                "outbound queue not drained: the client stopped reading; reconnect to resume",
+                now,
+            );
+            return false;
+        }
+        true
     }
 
     /// Ask the connection's task to close with a reason. The first reason wins.
@@ -207,6 +248,15 @@ impl Fanout {
     /// Every live connection on this node.
     pub fn all(&self) -> Vec<Arc<Conn>> {
         self.agents.read().values().flatten().cloned().collect()
+    }
+
+    /// Whether any live subscriber of `room` has a queue over half full
+    /// (closing those that are stuck). Senders to the room wait while it is.
+    pub fn room_pressure(&self, room: &str, now: u64) -> bool {
+        self.rooms
+            .read()
+            .get(room)
+            .is_some_and(|subs| subs.iter().filter(|c| c.pressing(now)).count() > 0)
     }
 
     /// Time stamp used for slow-consumer closes made inside `deliver`.

@@ -42,6 +42,15 @@ pub(crate) struct Sequencer {
     pending: std::collections::BTreeMap<u64, Arc<OutFrame>>,
 }
 
+impl Sequencer {
+    fn starting_at(next: u64) -> Arc<Mutex<Self>> {
+        Arc::new(Mutex::new(Self {
+            next,
+            pending: Default::default(),
+        }))
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) cfg: HubConfig,
@@ -168,12 +177,7 @@ impl Hub {
             .sequencers
             .write()
             .entry(room.to_owned())
-            .or_insert_with(|| {
-                Arc::new(Mutex::new(Sequencer {
-                    next: last + 1,
-                    pending: Default::default(),
-                }))
-            });
+            .or_insert_with(|| Sequencer::starting_at(last + 1));
         Ok(())
     }
 
@@ -195,12 +199,7 @@ impl Hub {
                 .sequencers
                 .write()
                 .entry(room.to_owned())
-                .or_insert_with(|| {
-                    Arc::new(Mutex::new(Sequencer {
-                        next: frame.seq,
-                        pending: Default::default(),
-                    }))
-                })
+                .or_insert_with(|| Sequencer::starting_at(frame.seq))
                 .clone()
         });
         let target = Target::Room(Arc::from(room));
@@ -232,6 +231,29 @@ impl Hub {
             except_agent,
             frame,
         });
+    }
+
+    /// Run `tick` on the hub every `period` until the hub is dropped; the
+    /// background loops (presence sweep, retention, cursor flush) share it.
+    pub(crate) fn spawn_every<F, Fut>(
+        &self,
+        period: std::time::Duration,
+        tick: F,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        F: Fn(Hub) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut timer = tokio::time::interval(period);
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                timer.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                tick(Hub { inner }).await;
+            }
+        })
     }
 
     /// Write an audit entry. A failure to audit is logged, not returned: the

@@ -3,7 +3,6 @@
 //! forgotten. Durable stores depend on it; the memory store also trims by
 //! count on every append.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use clawnet_proto::GLOBAL_ROOM;
@@ -43,21 +42,12 @@ impl Hub {
     /// Run [`Hub::sweep_retention`] every `retention_sweep_ms` until the hub
     /// is dropped. A failed pass is logged and retried at the next tick.
     pub fn spawn_retention_sweeper(&self) -> tokio::task::JoinHandle<()> {
-        let weak = Arc::downgrade(&self.inner);
         let every = Duration::from_millis(self.config().retention_sweep_ms.max(100));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(inner) = weak.upgrade() else { return };
-                match (Hub { inner }).sweep_retention().await {
-                    Ok(s) if s.messages > 0 => {
-                        tracing::info!(messages = s.messages, "retention sweep")
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
-                }
+        self.spawn_every(every, |hub| async move {
+            match hub.sweep_retention().await {
+                Ok(s) if s.messages > 0 => tracing::info!(messages = s.messages, "retention sweep"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
             }
         })
     }

@@ -319,17 +319,8 @@ impl Hub {
 
     /// Run [`Hub::sweep`] every `sweep_interval_ms` until the hub is dropped.
     pub fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
-        let weak = Arc::downgrade(&self.inner);
         let every = Duration::from_millis(self.inner.cfg.sweep_interval_ms.max(10));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(inner) = weak.upgrade() else { return };
-                Hub { inner }.sweep();
-            }
-        })
+        self.spawn_every(every, |hub| async move { hub.sweep() })
     }
 
     /// Close every connection with `reason` (graceful shutdown).

@@ -371,6 +371,7 @@ impl Io<'_> {
                     if n == 0 || !self.write_batch(&mut batch).await {
                         return;
                     }
+                    self.conn.drained(hub.now());
                 }
                 msg = self.socket.recv() => {
                     let msg = match msg {

@@ -362,3 +362,51 @@ async fn slow_consumer_is_cut_off_and_catches_up_by_replay() {
         .collect();
     assert_eq!(seqs, (1..=sent).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_slow_but_reading_consumer_is_paced_not_cut_off() {
+    let cfg = HubConfig {
+        outbound_queue: 64,
+        ..Default::default()
+    };
+    let t = start_with(cfg, None).await;
+    let tl = t.agent("plod").await;
+    t.rest(&tl).create_room("slow", false).await.expect("room");
+    let mut plod = t.raw_connected(&tl, json!({})).await;
+    // The master posts without being a member, so only the reader receives.
+    let mut quick = t.raw_connected(MASTER, json!({})).await;
+    // The sender pipelines every send without waiting for ACKs; frames are
+    // large enough that socket buffers cannot hide the backlog. Without
+    // pacing the reader's queue of 64 overflows and it is cut off.
+    let pad = "p".repeat(16 * 1024);
+    let send_all = tokio::spawn(async move {
+        for i in 0..400 {
+            let f = json!({"type":"req","id":i,"method":"chat.send",
+                "params":{"to_type":"room","to_id":"slow","payload":{"text":format!("n{i} {pad}")}}});
+            quick.send_text(&f.to_string()).await;
+        }
+        let mut acks = 0;
+        while acks < 400 {
+            let f = quick.next().await.expect("sender connected");
+            if f["type"] == "res" {
+                assert_eq!(f["ok"], true, "{f}");
+                acks += 1;
+            }
+        }
+    });
+    // Read one frame every 4 ms: slower than the sender, but reading.
+    let mut seqs = Vec::new();
+    while seqs.len() < 400 {
+        let f = plod.next().await.expect("still connected");
+        if f["event"] == "message" {
+            seqs.push(f["seq"].as_u64().expect("seq"));
+        }
+        tokio::time::sleep(Duration::from_millis(4)).await;
+    }
+    assert_eq!(seqs, (1..=400).collect::<Vec<_>>());
+    assert!(
+        t.hub.last_disconnect("plod").is_none(),
+        "a reading consumer was cut off"
+    );
+    send_all.await.expect("sender");
+}
