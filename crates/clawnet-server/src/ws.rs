@@ -90,13 +90,12 @@ pub async fn upgrade(
     // Messages up to twice the limit are read and refused with `too_large`
     // (the connection lives); beyond that the socket is closed with 1009,
     // so a hostile client cannot make the hub buffer without bound.
-    // Small buffers keep an idle connection small (the read buffer grows for
-    // a larger message when needed): tungstenite writes once
-    // 4 KiB are queued (about 15 chat frames per syscall) and keeps that
-    // capacity afterwards, so a larger buffer would stay allocated per
-    // connection after every burst.
+    // The read buffer starts small and grows for a larger message. The write
+    // buffer (tungstenite writes once this much is queued) is a trade: 32 KiB
+    // is about a hundred chat frames per syscall, and only connections that
+    // had a burst keep that capacity; an idle connection never grows it.
     ws.read_buffer_size(1024)
-        .write_buffer_size(4 * 1024)
+        .write_buffer_size(32 * 1024)
         .max_message_size(max * 2)
         .max_frame_size(max * 2)
         .on_upgrade(move |socket| drive(app.hub, socket, agent, token_id, max))

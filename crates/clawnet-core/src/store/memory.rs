@@ -54,7 +54,10 @@ type DedupeKey = (String, String);
 
 #[derive(Debug, Default)]
 struct DedupeShard {
-    map: HashMap<DedupeKey, (u64, Arc<Envelope>)>,
+    /// The original of each key, serialized: an `Envelope` costs several
+    /// times its JSON, and up to `dedupe_max_entries` of them are kept after
+    /// the room log has let them go.
+    map: HashMap<DedupeKey, (u64, Box<str>)>,
     order: VecDeque<(u64, DedupeKey)>,
 }
 
@@ -313,12 +316,15 @@ impl Store for MemoryStore {
         // with the same key cannot both store.
         let mut shard = self.shard(&key).lock();
         shard.expire(now, limits, cap);
-        if let Some((_, env)) = shard.map.get(&key) {
-            return Ok(Appended::Duplicate(env.clone()));
+        if let Some((_, json)) = shard.map.get(&key) {
+            let env: Envelope = serde_json::from_str(json)
+                .map_err(|e| Error::unavailable(format!("dedupe entry unreadable: {e}")))?;
+            return Ok(Appended::Duplicate(Arc::new(env)));
         }
         let env = Self::push(&log, draft, limits.retention);
+        let json = serde_json::to_string(&*env).map_err(Error::unavailable)?;
         shard.order.push_back((now, key.clone()));
-        shard.map.insert(key, (now, env.clone()));
+        shard.map.insert(key, (now, json.into_boxed_str()));
         shard.expire(now, limits, cap);
         Ok(Appended::New(env))
     }
