@@ -116,6 +116,7 @@ impl Conn {
     pub fn close(&self, reason: &str, message: &str, now: u64) {
         let mut c = self.closing.lock();
         if c.is_none() {
+            tracing::info!(agent = %self.agent_id, conn = self.id, reason, message, "closing connection");
             *c = Some(Disconnecting {
                 reason: reason.to_owned(),
                 message: message.to_owned(),
