@@ -58,7 +58,8 @@ pub async fn connect(url: &str, token: &str, timeout: Duration) -> anyhow::Resul
     let mut req = url.into_client_request()?;
     req.headers_mut().insert(
         "authorization",
-        HeaderValue::from_str(&format!("Bearer {token}")).context("token is not a valid header value")?,
+        HeaderValue::from_str(&format!("Bearer {token}"))
+            .context("token is not a valid header value")?,
     );
     let fut = async {
         let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true)
@@ -238,7 +239,12 @@ pub async fn reader(
                     s.acks_in_window += 1;
                 }
                 if f.ok == Some(true) {
-                    if let Some(t) = f.result.and_then(|r| r.message).and_then(|m| m.payload).and_then(|p| p.t) {
+                    if let Some(t) = f
+                        .result
+                        .and_then(|r| r.message)
+                        .and_then(|m| m.payload)
+                        .and_then(|p| p.t)
+                    {
                         if win.contains(t) {
                             s.ack_lat.record_ns(rt.saturating_sub(t));
                         }
@@ -279,7 +285,9 @@ impl Source {
     async fn next(&mut self, buf: &mut Vec<Option<u64>>) -> bool {
         match self {
             Source::Window(sem) => {
-                let Ok(p) = sem.acquire().await else { return false };
+                let Ok(p) = sem.acquire().await else {
+                    return false;
+                };
                 p.forget();
                 buf.push(None);
                 while buf.len() < WRITE_BATCH {

@@ -71,7 +71,8 @@ impl HubProcess {
         let port = free_port()?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let master = random_token();
-        let out = File::create(&log).with_context(|| format!("cannot create hub log {}", log.display()))?;
+        let out = File::create(&log)
+            .with_context(|| format!("cannot create hub log {}", log.display()))?;
         let err = out.try_clone()?;
         let mut cmd = Command::new("sh");
         // Raise the open-files limit for the hub (1000+ sockets) as far as the
@@ -130,7 +131,13 @@ impl HubProcess {
                     );
                 }
             }
-            if let Ok(r) = self.http.get(&url).timeout(Duration::from_secs(1)).send().await {
+            if let Ok(r) = self
+                .http
+                .get(&url)
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await
+            {
                 if r.status().is_success() {
                     return Ok(());
                 }
@@ -153,7 +160,12 @@ impl HubProcess {
 
     /// Create agents `<prefix>0..<prefix>{n-1}` (role worker) through REST,
     /// `parallel` requests at a time.
-    pub async fn create_agents(&self, prefix: &str, n: usize, parallel: usize) -> anyhow::Result<Vec<BenchAgent>> {
+    pub async fn create_agents(
+        &self,
+        prefix: &str,
+        n: usize,
+        parallel: usize,
+    ) -> anyhow::Result<Vec<BenchAgent>> {
         let mut out = Vec::with_capacity(n);
         let mut i = 0;
         while i < n {
@@ -172,7 +184,10 @@ impl HubProcess {
                         .await
                         .with_context(|| format!("POST {url}"))?;
                     let status = r.status();
-                    let body: Value = r.json().await.context("agent creation: response is not JSON")?;
+                    let body: Value = r
+                        .json()
+                        .await
+                        .context("agent creation: response is not JSON")?;
                     if status.as_u16() != 201 {
                         bail!("creating agent {id}: HTTP {status}: {body}");
                     }
@@ -181,7 +196,13 @@ impl HubProcess {
                         .and_then(Value::as_str)
                         .context("agent creation: no token in the response")?
                         .to_owned();
-                    Ok::<_, anyhow::Error>((j, BenchAgent { agent_id: id, token }))
+                    Ok::<_, anyhow::Error>((
+                        j,
+                        BenchAgent {
+                            agent_id: id,
+                            token,
+                        },
+                    ))
                 });
             }
             let mut batch = Vec::new();
@@ -223,12 +244,17 @@ impl HubProcess {
 
     /// Stop without blocking the async runtime.
     pub async fn shutdown(mut self) -> Option<String> {
-        tokio::task::spawn_blocking(move || self.stop()).await.ok().flatten()
+        tokio::task::spawn_blocking(move || self.stop())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 }
 

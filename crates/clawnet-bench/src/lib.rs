@@ -11,5 +11,7 @@ pub mod hub;
 pub mod procfs;
 pub mod stall;
 pub mod stats;
+pub mod store;
 
 pub use chat::{ChatBenchOptions, Scenario};
+pub use store::StoreBenchOptions;

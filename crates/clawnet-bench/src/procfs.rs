@@ -1,6 +1,7 @@
 //! Linux `/proc` readings: RSS, CPU time, machine busy time, limits, and a
 //! sampler that tracks a process's peak RSS every 500 ms.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -29,14 +30,48 @@ pub fn cpu_secs(pid: &str) -> Option<f64> {
     Some((u + st) / CLK_TCK)
 }
 
-/// (busy, total) jiffies of the whole machine from `/proc/stat`.
-fn machine_ticks() -> Option<(u64, u64)> {
+/// Jiffies of the whole machine from `/proc/stat`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ticks {
+    busy: u64,
+    irq: u64,
+    total: u64,
+}
+
+fn machine_ticks() -> Option<Ticks> {
     let s = std::fs::read_to_string("/proc/stat").ok()?;
     let line = s.lines().next()?;
-    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let at = |i: usize| v.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal (guest is inside user)
     let total: u64 = v.iter().take(8).sum();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    Some((total.saturating_sub(idle), total))
+    Some(Ticks {
+        busy: total.saturating_sub(at(3) + at(4)),
+        irq: at(5) + at(6),
+        total,
+    })
+}
+
+/// CPU seconds of every process alive now, by PID (as the peer benchmark's
+/// `allProcsCpu`: per-task accounting, so interrupt time is not in it).
+fn all_procs_cpu() -> HashMap<u32, f64> {
+    let mut m = HashMap::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let name = e.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Some(c) = cpu_secs(&pid.to_string()) {
+                m.insert(pid, c);
+            }
+        }
+    }
+    m
 }
 
 /// The soft and hard open-files limits of this process.
@@ -78,7 +113,8 @@ pub struct Usage {
     t0: Instant,
     hub_cpu0: f64,
     self_cpu0: f64,
-    machine0: (u64, u64),
+    machine0: Ticks,
+    procs0: HashMap<u32, f64>,
     stop: watch::Sender<bool>,
     peak: JoinHandle<u64>,
 }
@@ -105,32 +141,59 @@ impl Usage {
             t0: Instant::now(),
             hub_cpu0: cpu_secs(&pid.to_string()).unwrap_or(f64::NAN),
             self_cpu0: cpu_secs("self").unwrap_or(f64::NAN),
-            machine0: machine_ticks().unwrap_or((0, 0)),
+            machine0: machine_ticks().unwrap_or_default(),
+            procs0: all_procs_cpu(),
             stop,
             peak,
         }
     }
 
-    /// Stop and report: hub CPU and this process's CPU (100 = one core),
-    /// machine busy (100 = all cores, tick-based), hub peak and final RSS.
+    /// Stop and report, over the window: hub CPU and this process's CPU
+    /// (the load generator); the CPU used by anything else (noise from
+    /// outside the benchmark: tick-based residual, and the sum over processes
+    /// alive at both ends), all in % of one core; machine busy (100 = all
+    /// cores) and its interrupt share, tick-based from `/proc/stat`; hub peak
+    /// and final RSS.
     pub async fn stop(self) -> Value {
         let secs = self.t0.elapsed().as_secs_f64();
         let hub_cpu = cpu_secs(&self.pid.to_string()).unwrap_or(f64::NAN) - self.hub_cpu0;
         let self_cpu = cpu_secs("self").unwrap_or(f64::NAN) - self.self_cpu0;
-        let (b1, t1) = machine_ticks().unwrap_or((0, 0));
+        let m1 = machine_ticks().unwrap_or_default();
+        let procs1 = all_procs_cpu();
         let _ = self.stop.send(true);
         let peak = self.peak.await.unwrap_or(0);
-        let dt = t1.saturating_sub(self.machine0.1);
-        let busy = if dt > 0 {
-            100.0 * b1.saturating_sub(self.machine0.0) as f64 / dt as f64
-        } else {
-            f64::NAN
+        let dt = m1.total.saturating_sub(self.machine0.total);
+        let pct = |a: u64, b: u64| {
+            if dt > 0 {
+                100.0 * a.saturating_sub(b) as f64 / dt as f64
+            } else {
+                f64::NAN
+            }
         };
+        let ncpu = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1) as f64;
+        let busy = pct(m1.busy, self.machine0.busy);
+        let irq = pct(m1.irq, self.machine0.irq);
+        let hub_pct = 100.0 * hub_cpu / secs;
+        let self_pct = 100.0 * self_cpu / secs;
+        let me = std::process::id();
+        let others: f64 = procs1
+            .iter()
+            .filter(|(pid, _)| **pid != self.pid && **pid != me)
+            .filter_map(|(pid, c1)| self.procs0.get(pid).map(|c0| c1 - c0))
+            .sum();
         json!({
             "seconds": secs,
-            "hub_cpu_pct": 100.0 * hub_cpu / secs,
-            "loadgen_cpu_pct": 100.0 * self_cpu / secs,
+            "hub_cpu_pct": hub_pct,
+            "loadgen_cpu_pct": self_pct,
+            // Machine busy time not spent in the hub, this process or
+            // interrupts: everything else, including processes that started
+            // and ended inside the window (builds, tests).
+            "other_cpu_pct": ((busy - irq) * ncpu - hub_pct - self_pct).max(0.0),
+            "other_procs_cpu_pct": 100.0 * others / secs,
             "machine_busy_pct": busy,
+            "machine_irq_pct": irq,
             "hub_peak_rss_kib": peak,
             "hub_rss_kib_end": rss_kib(self.pid),
         })

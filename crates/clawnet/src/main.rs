@@ -41,14 +41,22 @@ enum Cmd {
 enum BenchCmd {
     /// Chat relay throughput, latency and memory against a hub child process.
     Chat(clawnet_bench::ChatBenchOptions),
+    /// Durable acknowledged sends per store (SQLite, PostgreSQL).
+    Store(clawnet_bench::store::StoreBenchOptions),
 }
 
 async fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
-    let BenchCmd::Chat(mut opts) = cmd;
-    if opts.hub_bin.is_none() {
-        opts.hub_bin = Some(std::env::current_exe()?);
-    }
-    let report = clawnet_bench::chat::run(opts).await?;
+    let me = std::env::current_exe()?;
+    let report = match cmd {
+        BenchCmd::Chat(mut opts) => {
+            opts.hub_bin.get_or_insert(me);
+            clawnet_bench::chat::run(opts).await?
+        }
+        BenchCmd::Store(mut opts) => {
+            opts.hub_bin.get_or_insert(me);
+            clawnet_bench::store::run(opts).await?
+        }
+    };
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
