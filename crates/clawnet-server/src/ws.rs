@@ -257,12 +257,7 @@ async fn replay(
     };
     for reset in &s.resets {
         let f = clawnet_core::frames::event_frame(events::REPLAY_RESET, Some(&reset.room), reset);
-        if let Some(m) = text_of(&f) {
-            socket
-                .feed(m)
-                .await
-                .map_err(|_| Error::new(ErrorCode::Unavailable, "socket closed"))?;
-        }
+        feed(socket, &f).await?;
     }
     for (room, from) in &s.replay_from {
         let mut after = *from;
@@ -271,12 +266,7 @@ async fn replay(
             let n = frames.iter().filter(|f| f.room.is_some()).count();
             for f in &frames {
                 sent.admit(f);
-                if let Some(m) = text_of(f) {
-                    socket
-                        .feed(m)
-                        .await
-                        .map_err(|_| Error::new(ErrorCode::Unavailable, "socket closed"))?;
-                }
+                feed(socket, f).await?;
             }
             done.replayed += n as u64;
             if n == 0 {
@@ -288,13 +278,23 @@ async fn replay(
         done.rooms.insert(room.clone(), after);
     }
     let f = clawnet_core::frames::event_frame(events::REPLAY_DONE, None, &done);
-    if let Some(m) = text_of(&f) {
-        socket
-            .send(m)
+    feed(socket, &f).await?;
+    socket
+        .flush()
+        .await
+        .map_err(|_| Error::new(ErrorCode::Unavailable, "socket closed"))
+}
+
+/// Queue one frame on the socket (written at the next flush or when the
+/// write buffer fills).
+async fn feed(socket: &mut WebSocket, f: &OutFrame) -> Result<(), Error> {
+    match text_of(f) {
+        Some(m) => socket
+            .feed(m)
             .await
-            .map_err(|_| Error::new(ErrorCode::Unavailable, "socket closed"))?;
+            .map_err(|_| Error::new(ErrorCode::Unavailable, "socket closed")),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Send `disconnecting` with the reason, then a close frame, within a grace
