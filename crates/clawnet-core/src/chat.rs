@@ -209,8 +209,7 @@ impl Hub {
         for agent in &env.mentions {
             // Only members receive the room's messages, so only they get the
             // mention; anyone else learns nothing about the room.
-            let member =
-                env.to_id == GLOBAL_ROOM || self.inner.store.is_member(&env.to_id, agent).await?;
+            let member = self.is_member_of(&env.to_id, agent).await?;
             if agent == &env.from_id || !member {
                 continue;
             }

@@ -70,6 +70,7 @@ pub(crate) struct Inner {
     pub(crate) last_disconnect: Mutex<HashMap<String, Disconnecting>>,
     pub(crate) next_conn: AtomicU64,
     pub(crate) cursors: crate::cursors::CursorBuffer,
+    pub(crate) directory: crate::directory::Directory,
 }
 
 /// A freshly issued credential. The token is shown once and never stored.
@@ -135,6 +136,7 @@ impl HubBuilder {
                 last_disconnect: Mutex::default(),
                 next_conn: AtomicU64::new(1),
                 cursors: Default::default(),
+                directory: Default::default(),
             }),
         };
         hub.init_sequencer(GLOBAL_ROOM).await?;

@@ -10,6 +10,7 @@ pub mod chat;
 pub mod clock;
 pub mod config;
 pub mod cursors;
+pub mod directory;
 pub mod error;
 pub mod fanout;
 pub mod frames;

@@ -34,14 +34,36 @@ impl Hub {
                 retention: None,
             }));
         }
-        self.inner.store.get_room(room).await
+        if let Some(r) = self.inner.directory.room(room) {
+            return Ok(Some((*r).clone()));
+        }
+        // Absent rooms are not cached: another node may create one.
+        Ok(self
+            .inner
+            .store
+            .get_room(room)
+            .await?
+            .map(|r| (*self.inner.directory.put_room(r)).clone()))
     }
 
     pub(crate) async fn is_member(&self, room: &RoomRecord, agent: &str) -> Result<bool> {
-        if room.kind == RoomKind::Global {
+        self.is_member_of(&room.name, agent).await
+    }
+
+    /// Membership through the directory cache (`global` holds everyone).
+    pub(crate) async fn is_member_of(&self, room: &str, agent: &str) -> Result<bool> {
+        if room == GLOBAL_ROOM {
             return Ok(true);
         }
-        self.inner.store.is_member(&room.name, agent).await
+        let now = self.now();
+        let set = match self.inner.directory.members(room, now) {
+            Some(s) => s,
+            None => {
+                let loaded = self.inner.store.members(room).await?.into_iter().collect();
+                self.inner.directory.put_members(room, loaded, now)
+            }
+        };
+        Ok(set.contains(agent))
     }
 
     /// The room if `me` may read it, else `not_found` (never `forbidden`, so
@@ -188,6 +210,7 @@ impl Hub {
             return Err(Error::invalid("room", "global and DM rooms cannot be left"));
         }
         let left = self.inner.store.remove_member(room, actor).await?;
+        self.inner.directory.forget_members(room);
         if left {
             self.inner.fanout.unsubscribe_agent(actor, room);
             let ev = MembershipEvent {
@@ -240,7 +263,9 @@ impl Hub {
     /// Make `agent` a member (if new: cursor at the room's end, live
     /// subscription, `room.joined` event, audit).
     pub(crate) async fn add_member(&self, by: &AgentRecord, room: &str, agent: &str) -> Result<()> {
-        if !self.inner.store.add_member(room, agent).await? {
+        let added = self.inner.store.add_member(room, agent).await?;
+        self.inner.directory.forget_members(room);
+        if !added {
             return Ok(());
         }
         // Subscribe before reading the room's end: a message published after
@@ -276,7 +301,7 @@ impl Hub {
     /// members whose cursors start at 0 (so the first message is replayed to
     /// a recipient that was offline).
     pub(crate) async fn ensure_dm(&self, key: &str, a: &str, b: &str) -> Result<()> {
-        if self.inner.store.get_room(key).await?.is_some() {
+        if self.room_record(key).await?.is_some() {
             return Ok(());
         }
         let rec = RoomRecord {
@@ -299,6 +324,7 @@ impl Hub {
                 self.inner.fanout.subscribe_agent(who, key);
             }
         }
+        self.inner.directory.forget_members(key);
         Ok(())
     }
 
