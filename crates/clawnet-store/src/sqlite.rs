@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use clawnet_core::error::{Error, Result};
+use clawnet_core::store::dedupe::DedupeWindow;
 use clawnet_core::store::{
     AgentRecord, AppendLimits, Appended, AuditEntry, AuditFilter, HistoryPage, MessageDraft,
     RoomRecord, Store, TokenRecord,
@@ -35,7 +36,15 @@ const READERS: usize = 4;
 /// How often the WAL is checkpointed by the background thread.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../migrations/sqlite/0002_dedupe_in_messages.sql"),
+    ),
+];
+/// Keyed messages read back into the dedupe window at open (newest first).
+const DEDUPE_REBUILD: i64 = 200_000;
 
 /// How much a commit survives (SQLite's `synchronous` in WAL mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +77,9 @@ pub struct WriterState {
     seqs: HashMap<String, u64>,
     /// Rooms whose `room_seq` row must be written before the commit.
     dirty: std::collections::HashSet<String>,
+    /// Recent `(from_id, dedupe_key)` to the `(room, seq)` they were stored
+    /// as, rebuilt from the messages at open.
+    dedupe: DedupeWindow<(String, u64)>,
 }
 
 impl WriterState {
@@ -157,10 +169,14 @@ impl SqliteStore {
         for _ in 0..READERS {
             readers.push(open_conn(&path, sync).map_err(unavailable)?);
         }
+        let state = WriterState {
+            dedupe: rebuild_dedupe(&w).map_err(unavailable)?,
+            ..Default::default()
+        };
         let (tx, rx) = mpsc::channel::<Job>(QUEUE);
         std::thread::Builder::new()
             .name("clawnet-sqlite-writer".into())
-            .spawn(move || writer_loop(w, rx))
+            .spawn(move || writer_loop(w, rx, state))
             .map_err(unavailable)?;
         Ok(Self {
             path,
@@ -279,8 +295,26 @@ fn checkpoint_loop(path: PathBuf, stop: Arc<AtomicBool>) {
     }
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
-    let mut state = WriterState::default();
+/// The dedupe window as it was: the newest keyed messages, oldest first.
+fn rebuild_dedupe(c: &Connection) -> rusqlite::Result<DedupeWindow<(String, u64)>> {
+    let mut rows: Vec<(String, String, i64, String, i64)> = c
+        .prepare(
+            "SELECT from_id, dedupe_key, ts, room, seq FROM messages \
+             WHERE dedupe_key IS NOT NULL ORDER BY ts DESC LIMIT ?1",
+        )?
+        .query_map(params![DEDUPE_REBUILD], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    rows.reverse();
+    let mut w = DedupeWindow::default();
+    for (from, key, ts, room, seq) in rows {
+        w.insert((from, key), ts as u64, (room, seq as u64));
+    }
+    Ok(w)
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, mut state: WriterState) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while rx.blocking_recv().map(|j| batch.push(j)).is_some() {
         while batch.len() < MAX_BATCH {
@@ -411,6 +445,28 @@ fn append(
     draft: MessageDraft,
     limits: AppendLimits,
 ) -> Result<Appended> {
+    if let Some(key) = &draft.dedupe_key {
+        let k = (draft.from_id.clone(), key.clone());
+        st.dedupe
+            .expire(draft.ts, limits.dedupe_window_ms, limits.dedupe_max_entries);
+        if let Some((room, seq)) = st.dedupe.get(&k) {
+            // Trust the entry only if the row is there and is this key's: it
+            // may have been rolled back, or trimmed by retention.
+            let original: Option<String> = db(c
+                .prepare_cached(
+                    "SELECT envelope FROM messages WHERE room = ?1 AND seq = ?2 \
+                     AND from_id = ?3 AND dedupe_key = ?4",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![room, *seq as i64, k.0, k.1], |r| r.get(0))
+                        .optional()
+                }))?;
+            if let Some(original) = original {
+                return Ok(Appended::Duplicate(Arc::new(envelope(&original)?)));
+            }
+            st.dedupe.remove(&k);
+        }
+    }
     let last = match st.seqs.get(&draft.room) {
         Some(s) => *s,
         None => db(last_seq_of(c, &draft.room))?,
@@ -420,35 +476,24 @@ fn append(
     let key = draft.dedupe_key.clone();
     let env = draft.into_envelope(seq);
     let text = serde_json::to_string(&env).map_err(unavailable)?;
-    if let Some(key) = &key {
-        // Claim the key first: in the common case (a new key) this one
-        // statement is the whole dedupe check.
-        let claimed = db(c
-            .prepare_cached(
-                "INSERT INTO dedupe (from_id, key, ts, envelope) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (from_id, key) DO NOTHING",
-            )
-            .and_then(|mut s| s.execute(params![env.from_id, key, env.ts as i64, text])))?;
-        if claimed == 0 {
-            let (ts, original): (i64, String) = db(c
-                .prepare_cached("SELECT ts, envelope FROM dedupe WHERE from_id = ?1 AND key = ?2")
-                .and_then(|mut s| {
-                    s.query_row(params![env.from_id, key], |r| Ok((r.get(0)?, r.get(1)?)))
-                }))?;
-            if env.ts.saturating_sub(ts as u64) < limits.dedupe_window_ms {
-                return Ok(Appended::Duplicate(Arc::new(envelope(&original)?)));
-            }
-            // The earlier use of the key is outside the window: free again.
-            db(c.prepare_cached(
-                "UPDATE dedupe SET ts = ?3, envelope = ?4 WHERE from_id = ?1 AND key = ?2",
-            )
-            .and_then(|mut s| s.execute(params![env.from_id, key, env.ts as i64, text])))?;
-        }
+    db(c.prepare_cached(
+        "INSERT INTO messages (room, seq, ts, envelope, from_id, dedupe_key) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            room,
+            seq as i64,
+            env.ts as i64,
+            text,
+            env.from_id,
+            key
+        ])
+    }))?;
+    if let Some(key) = key {
+        st.dedupe
+            .insert((env.from_id.clone(), key), env.ts, (room.clone(), seq));
     }
-    db(
-        c.prepare_cached("INSERT INTO messages (room, seq, ts, envelope) VALUES (?1, ?2, ?3, ?4)")
-            .and_then(|mut s| s.execute(params![room, seq as i64, env.ts as i64, text])),
-    )?;
     // room_seq is written once per room per batch, just before COMMIT.
     st.seqs.insert(room.clone(), seq);
     st.dirty.insert(room);
@@ -795,13 +840,8 @@ impl Store for SqliteStore {
     }
 
     async fn expire_dedupe(&self, before_ts: u64) -> Result<u64> {
-        self.write(move |c, _| {
-            Ok(db(c.execute(
-                "DELETE FROM dedupe WHERE ts < ?1",
-                params![before_ts as i64],
-            ))? as u64)
-        })
-        .await
+        self.write(move |_, st| Ok(st.dedupe.expire_before(before_ts)))
+            .await
     }
 
     async fn get_setting(&self, key: &str) -> Result<Option<Value>> {

@@ -14,6 +14,7 @@ use clawnet_proto::Envelope;
 use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 
+use super::dedupe::{DedupeKey, DedupeWindow};
 use super::{
     AgentRecord, AppendLimits, Appended, AuditEntry, AuditFilter, HistoryPage, MessageDraft,
     RoomRecord, Store, TokenRecord,
@@ -50,33 +51,10 @@ struct Membership {
     by_agent: HashMap<String, BTreeSet<String>>,
 }
 
-type DedupeKey = (String, String);
-
-#[derive(Debug, Default)]
-struct DedupeShard {
-    /// The original of each key, serialized: an `Envelope` costs several
-    /// times its JSON, and up to `dedupe_max_entries` of them are kept after
-    /// the room log has let them go.
-    map: HashMap<DedupeKey, (u64, Box<str>)>,
-    order: VecDeque<(u64, DedupeKey)>,
-}
-
-impl DedupeShard {
-    fn expire(&mut self, now: u64, limits: AppendLimits, cap: usize) {
-        while let Some((ts, _)) = self.order.front() {
-            let old = now.saturating_sub(*ts) >= limits.dedupe_window_ms;
-            if !old && self.order.len() <= cap {
-                break;
-            }
-            if let Some((ts, key)) = self.order.pop_front() {
-                // Only drop the map entry if it is the one this order slot made.
-                if self.map.get(&key).is_some_and(|(t, _)| *t == ts) {
-                    self.map.remove(&key);
-                }
-            }
-        }
-    }
-}
+/// The original of each key is kept serialized: an `Envelope` costs several
+/// times its JSON, and up to `dedupe_max_entries` of them outlive the room
+/// log.
+type DedupeShard = DedupeWindow<Box<str>>;
 
 /// In-memory [`Store`]. Retention is by count per room.
 #[derive(Debug)]
@@ -315,17 +293,16 @@ impl Store for MemoryStore {
         // The shard lock is held across the append so two concurrent retries
         // with the same key cannot both store.
         let mut shard = self.shard(&key).lock();
-        shard.expire(now, limits, cap);
-        if let Some((_, json)) = shard.map.get(&key) {
+        shard.expire(now, limits.dedupe_window_ms, cap);
+        if let Some(json) = shard.get(&key) {
             let env: Envelope = serde_json::from_str(json)
                 .map_err(|e| Error::unavailable(format!("dedupe entry unreadable: {e}")))?;
             return Ok(Appended::Duplicate(Arc::new(env)));
         }
         let env = Self::push(&log, draft, limits.retention);
         let json = serde_json::to_string(&*env).map_err(Error::unavailable)?;
-        shard.order.push_back((now, key.clone()));
-        shard.map.insert(key, (now, json.into_boxed_str()));
-        shard.expire(now, limits, cap);
+        shard.insert(key, now, json.into_boxed_str());
+        shard.expire(now, limits.dedupe_window_ms, cap);
         Ok(Appended::New(env))
     }
 
@@ -397,15 +374,11 @@ impl Store for MemoryStore {
     }
 
     async fn expire_dedupe(&self, before_ts: u64) -> Result<u64> {
-        let mut n = 0;
-        for shard in &self.dedupe {
-            let mut s = shard.lock();
-            let before = s.map.len();
-            s.map.retain(|_, (ts, _)| *ts >= before_ts);
-            s.order.retain(|(ts, _)| *ts >= before_ts);
-            n += (before - s.map.len()) as u64;
-        }
-        Ok(n)
+        Ok(self
+            .dedupe
+            .iter()
+            .map(|s| s.lock().expire_before(before_ts))
+            .sum())
     }
 
     async fn get_setting(&self, key: &str) -> Result<Option<Value>> {

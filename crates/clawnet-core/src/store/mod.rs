@@ -7,6 +7,7 @@
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod dedupe;
 pub mod memory;
 
 use std::collections::HashMap;
