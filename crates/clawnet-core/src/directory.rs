@@ -18,11 +18,14 @@ use crate::store::RoomRecord;
 /// How long a cached member set is trusted.
 pub const MEMBERS_TTL_MS: u64 = 2000;
 
+/// A member set and when it was loaded (ms).
+type Members = (u64, Arc<HashSet<String>>);
+
 /// Cached room records and member sets.
 #[derive(Debug, Default)]
 pub struct Directory {
     rooms: RwLock<HashMap<String, Arc<RoomRecord>>>,
-    members: RwLock<HashMap<String, (u64, Arc<HashSet<String>>)>>,
+    members: RwLock<HashMap<String, Members>>,
 }
 
 impl Directory {
