@@ -126,8 +126,14 @@ def main():
     row("machine busy, % of 2 cores", med(js, "machineBusyPct"), "usage.machine_busy_pct")
     row("server peak RSS, MiB", med(js, "serverPeakRssMiB"), "usage.hub_peak_rss_kib", scale=1 / 1024)
     row("VM stalls >= 50 ms in window", med(js, "stallCount"), "stalls.count", with_ratio=False)
+    row("timer gaps >= 25 ms in window", None, "stalls_25ms.count", with_ratio=False)
     row("errors (median)", med(js, "errors"), "ack_errors", with_ratio=False)
     w("")
+    per_rep = lambda reps, path: ", ".join(fmt(get(r, path)) for r in reps)  # noqa: E731
+    w(f"Per repetition, acked sends/s: JetStream {per_rep(js, 'ackedPerSec')}; "
+      + "; ".join(f"{label} {per_rep(cn_reps(b, 'closed'), 'acked_per_sec')}" for b, label in present)
+      + ". JetStream machine busy % per repetition: " + per_rep(js, "machineBusyPct")
+      + " (a disturbed repetition shows up here; the peer has no noise retry).\n")
 
     # Open-loop scenarios (clawnet only; the peer has no open-loop JetStream scenario).
     scen_keys = []

@@ -707,6 +707,8 @@ async fn one(ctx: &Ctx, b: Backend, rep: usize, load: Load, key: &str) -> anyhow
     }
     let (usage, db_cpu_pct) = usage.await?;
     let stalls = ctx.probe.window(m_start, m_end, 50.0);
+    // Shorter gaps too: they line up with ACK maxima of 20–40 ms.
+    let stalls_25ms = ctx.probe.window(m_start, m_end, 25.0);
     let log = hub.log.clone();
     let stopped = hub.shutdown().await;
 
@@ -766,6 +768,7 @@ async fn one(ctx: &Ctx, b: Backend, rep: usize, load: Load, key: &str) -> anyhow
         "usage": usage,
         "db_cpu_pct": db_cpu_pct,
         "stalls": stalls,
+        "stalls_25ms": stalls_25ms,
         "durability": durability,
         "hub_alive_before_kill": hub_alive,
         "hub_stop": stopped,
