@@ -385,6 +385,24 @@ impl PostgresStore {
     async fn conn(&self) -> Result<Object> {
         self.pool.get().await.map_err(unavailable)
     }
+
+    /// At most one row, mapped by `f`, read on a pooled connection.
+    async fn read_opt<T>(&self, sql: &str, p: Params<'_>, f: RowFn<T>) -> Result<Option<T>> {
+        let c = self.conn().await?;
+        opt(&c, sql, p).await.db()?.map(|r| f(&r)).transpose().db()
+    }
+
+    /// Every row, mapped by `f`, read on a pooled connection.
+    async fn read_all<T>(&self, sql: &str, p: Params<'_>, f: RowFn<T>) -> Result<Vec<T>> {
+        let c = self.conn().await?;
+        rows(&c, sql, p)
+            .await
+            .db()?
+            .iter()
+            .map(f)
+            .collect::<std::result::Result<_, _>>()
+            .db()
+    }
 }
 
 async fn writer_loop(pool: Pool, mut rx: mpsc::Receiver<Box<dyn Job>>) {
@@ -510,6 +528,9 @@ fn parse_kind(s: &str) -> RoomKind {
 const AGENT_COLS: &str = "agent_id, handle, role, created_at, created_by";
 const ROOM_COLS: &str = "name, kind, private, created_by, created_at, retention";
 const TOKEN_COLS: &str = "hash, token_id, agent_id, created_at";
+
+/// Turns a row into a record.
+type RowFn<T> = fn(&Row) -> std::result::Result<T, PgError>;
 
 fn agent_row(r: &Row) -> std::result::Result<AgentRecord, PgError> {
     let role: String = r.try_get(2)?;
@@ -715,37 +736,30 @@ impl Store for PostgresStore {
     }
 
     async fn get_agent(&self, agent_id: &str) -> Result<Option<AgentRecord>> {
-        let c = self.conn().await?;
-        let sql = format!("SELECT {AGENT_COLS} FROM agents WHERE agent_id = $1");
-        opt(&c, &sql, &[&agent_id])
-            .await
-            .db()?
-            .map(|r| agent_row(&r))
-            .transpose()
-            .db()
+        self.read_opt(
+            &format!("SELECT {AGENT_COLS} FROM agents WHERE agent_id = $1"),
+            &[&agent_id],
+            agent_row,
+        )
+        .await
     }
 
     async fn find_agent_by_handle(&self, handle: &str) -> Result<Option<AgentRecord>> {
-        let c = self.conn().await?;
-        let sql = format!("SELECT {AGENT_COLS} FROM agents WHERE handle = $1");
-        opt(&c, &sql, &[&handle.to_ascii_lowercase()])
-            .await
-            .db()?
-            .map(|r| agent_row(&r))
-            .transpose()
-            .db()
+        self.read_opt(
+            &format!("SELECT {AGENT_COLS} FROM agents WHERE handle = $1"),
+            &[&handle.to_ascii_lowercase()],
+            agent_row,
+        )
+        .await
     }
 
     async fn list_agents(&self) -> Result<Vec<AgentRecord>> {
-        let c = self.conn().await?;
-        let sql = format!("SELECT {AGENT_COLS} FROM agents ORDER BY agent_id");
-        rows(&c, &sql, &[])
-            .await
-            .db()?
-            .iter()
-            .map(agent_row)
-            .collect::<std::result::Result<_, _>>()
-            .db()
+        self.read_all(
+            &format!("SELECT {AGENT_COLS} FROM agents ORDER BY agent_id"),
+            &[],
+            agent_row,
+        )
+        .await
     }
 
     async fn set_handle(&self, agent_id: &str, handle: &str) -> Result<String> {
@@ -775,14 +789,12 @@ impl Store for PostgresStore {
     }
 
     async fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>> {
-        let c = self.conn().await?;
-        let sql = format!("SELECT {TOKEN_COLS} FROM tokens WHERE hash = $1");
-        opt(&c, &sql, &[&hash])
-            .await
-            .db()?
-            .map(|r| token_row(&r))
-            .transpose()
-            .db()
+        self.read_opt(
+            &format!("SELECT {TOKEN_COLS} FROM tokens WHERE hash = $1"),
+            &[&hash],
+            token_row,
+        )
+        .await
     }
 
     async fn list_tokens(&self, agent_id: &str) -> Result<Vec<TokenRecord>> {
@@ -845,26 +857,21 @@ impl Store for PostgresStore {
     }
 
     async fn get_room(&self, name: &str) -> Result<Option<RoomRecord>> {
-        let c = self.conn().await?;
-        let sql = format!("SELECT {ROOM_COLS} FROM rooms WHERE name = $1");
-        opt(&c, &sql, &[&name])
-            .await
-            .db()?
-            .map(|r| room_row(&r))
-            .transpose()
-            .db()
+        self.read_opt(
+            &format!("SELECT {ROOM_COLS} FROM rooms WHERE name = $1"),
+            &[&name],
+            room_row,
+        )
+        .await
     }
 
     async fn list_rooms(&self) -> Result<Vec<RoomRecord>> {
-        let c = self.conn().await?;
-        let sql = format!("SELECT {ROOM_COLS} FROM rooms ORDER BY name");
-        rows(&c, &sql, &[])
-            .await
-            .db()?
-            .iter()
-            .map(room_row)
-            .collect::<std::result::Result<_, _>>()
-            .db()
+        self.read_all(
+            &format!("SELECT {ROOM_COLS} FROM rooms ORDER BY name"),
+            &[],
+            room_row,
+        )
+        .await
     }
 
     async fn add_member(&self, room: &str, agent_id: &str) -> Result<bool> {
