@@ -130,40 +130,12 @@ impl Default for ChatBenchOptions {
 /// One human-readable line per scenario and repetition goes to stderr.
 /// SIGINT/SIGTERM stop the hub and end the run with an error.
 pub async fn run(opts: ChatBenchOptions) -> anyhow::Result<Value> {
-    tokio::select! {
-        r = run_inner(opts) => r,
-        sig = interrupted() => bail!("interrupted by {sig}; hub stopped"),
-    }
+    crate::interrupt::until_interrupted(run_inner(opts)).await
 }
 
 /// [`run`] on a runtime of its own, for callers that are not async.
 pub fn run_blocking(opts: ChatBenchOptions) -> anyhow::Result<Value> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run(opts))
-}
-
-async fn interrupted() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(mut i), Ok(mut t)) => tokio::select! {
-                _ = i.recv() => "SIGINT",
-                _ = t.recv() => "SIGTERM",
-            },
-            _ => std::future::pending().await,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
-    }
+    crate::interrupt::block_on(run(opts))
 }
 
 #[derive(Debug)]

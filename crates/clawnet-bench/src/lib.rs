@@ -8,6 +8,7 @@
 pub mod chat;
 pub mod client;
 pub mod hub;
+pub mod interrupt;
 pub mod procfs;
 pub mod stall;
 pub mod stats;
