@@ -282,7 +282,7 @@ pub enum Source {
 impl Source {
     /// Wait for at least one send; fills `buf` with time stamps (`None`:
     /// stamp now). Returns false when no more sends will come.
-    async fn next(&mut self, buf: &mut Vec<Option<u64>>) -> bool {
+    pub(crate) async fn next(&mut self, buf: &mut Vec<Option<u64>>) -> bool {
         match self {
             Source::Window(sem) => {
                 let Ok(p) = sem.acquire().await else {

@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_postgres::NoTls;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{self, ReaderStats, Window, WriterStats, Ws};
+use crate::client::{self, ReaderStats, Source, Window, WriterStats, Ws};
 use crate::hub::HubProcess;
 use crate::procfs::{self, Usage};
 use crate::stall::StallProbe;
@@ -576,12 +576,12 @@ async fn one(ctx: &Ctx, b: Backend, rep: usize, load: Load, key: &str) -> anyhow
             Load::Closed => {
                 let sem = Arc::new(Semaphore::new(0));
                 sems.push(sem.clone());
-                (Feed::Window(sem.clone()), Some(sem))
+                (Source::Window(sem.clone()), Some(sem))
             }
             Load::Open(_) => {
                 let (tx, rx) = mpsc::unbounded_channel();
                 sched.push(tx);
-                (Feed::Schedule(rx), None)
+                (Source::Schedule(rx), None)
             }
         };
         readers.push(tokio::spawn(client::reader(
@@ -807,46 +807,6 @@ fn durability(
     })
 }
 
-/// Where a room writer's sends come from.
-#[derive(Debug)]
-enum Feed {
-    /// Closed loop: one send per permit (the reader gives one back per ACK),
-    /// time-stamped when written.
-    Window(Arc<Semaphore>),
-    /// Open loop: send time stamps chosen by the scheduler.
-    Schedule(mpsc::UnboundedReceiver<u64>),
-}
-
-impl Feed {
-    async fn next(&mut self, buf: &mut Vec<Option<u64>>) -> bool {
-        match self {
-            Feed::Window(sem) => {
-                let Ok(p) = sem.acquire().await else {
-                    return false;
-                };
-                p.forget();
-                buf.push(None);
-                while buf.len() < WRITE_BATCH {
-                    match sem.try_acquire() {
-                        Ok(p) => {
-                            p.forget();
-                            buf.push(None);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                true
-            }
-            Feed::Schedule(rx) => {
-                let mut v = Vec::with_capacity(WRITE_BATCH);
-                let got = rx.recv_many(&mut v, WRITE_BATCH).await;
-                buf.extend(v.into_iter().map(Some));
-                got > 0
-            }
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 struct RoomShape {
     room: String,
@@ -860,7 +820,7 @@ struct RoomShape {
 async fn room_writer(
     mut sink: SplitSink<Ws, Message>,
     win: Window,
-    mut feed: Feed,
+    mut feed: Source,
     shape: RoomShape,
     mut stop: watch::Receiver<bool>,
 ) -> WriterStats {
