@@ -964,7 +964,7 @@ impl Db {
                         let c = rusqlite::Connection::open(&path)
                             .with_context(|| format!("opening {}", path.display()))?;
                         let mut st = c.prepare(
-                        "SELECT room, count(*), coalesce(max(seq), 0) FROM messages GROUP BY room",
+                        "SELECT room, count(*), coalesce(max(seq), 0) FROM message_log GROUP BY room",
                     )?;
                         let rows = st.query_map([], |r| {
                             Ok((

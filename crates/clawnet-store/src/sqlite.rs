@@ -33,8 +33,15 @@ const MAX_BATCH: usize = 1024;
 const QUEUE: usize = 8192;
 /// Reader connections kept open.
 const READERS: usize = 4;
+/// Page size of a new database file.
+const PAGE_SIZE: i64 = 4096;
 /// How often the WAL is checkpointed by the background thread.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// WAL frames after which the checkpoint thread briefly holds the writer to
+/// let the WAL start over from its beginning (see `checkpoint_loop`).
+const WAL_RESTART_FRAMES: i64 = 4096;
+/// How long the gated checkpoint waits for readers before giving up.
+const RESTART_BUSY: Duration = Duration::from_millis(20);
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
@@ -42,7 +49,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../migrations/sqlite/0002_dedupe_in_messages.sql"),
     ),
+    (3, include_str!("../migrations/sqlite/0003_message_log.sql")),
 ];
+/// Messages appended before the writer copies their `(room, seq)` into
+/// `msg_index` in one transaction: each room's index page is then written once
+/// per chunk instead of once per commit, and readers scan at most about this
+/// many rows of unindexed tail.
+const INDEX_CHUNK: usize = 1024;
 /// Keyed messages read back into the dedupe window at open (newest first).
 const DEDUPE_REBUILD: i64 = 200_000;
 
@@ -75,18 +88,20 @@ struct Job {
 pub struct WriterState {
     /// Last `seq` per room, as of the current transaction.
     seqs: HashMap<String, u64>,
-    /// Rooms whose `room_seq` row must be written before the commit.
-    dirty: std::collections::HashSet<String>,
-    /// Recent `(from_id, dedupe_key)` to the `(room, seq)` they were stored
-    /// as, rebuilt from the messages at open.
-    dedupe: DedupeWindow<(String, u64)>,
+    /// The next `message_log` id, as of the current transaction.
+    next_id: Option<i64>,
+    /// Recent `(from_id, dedupe_key)` to the `message_log` row they were
+    /// stored as, rebuilt from the log at open.
+    dedupe: DedupeWindow<i64>,
+    /// Messages appended (and committed or not) since `msg_index` last caught up.
+    unindexed: usize,
 }
 
 impl WriterState {
     /// Forget cached `seq`s (after a rollback they may be ahead of the file).
     fn reset(&mut self) {
         self.seqs.clear();
-        self.dirty.clear();
+        self.next_id = None;
     }
 }
 
@@ -97,6 +112,10 @@ pub struct SqliteStore {
     readers: Arc<Mutex<Vec<Connection>>>,
     stop: Arc<AtomicBool>,
 }
+
+/// Held by the writer for each transaction, and by the checkpoint thread for
+/// the short checkpoint that lets the WAL restart.
+type Gate = Arc<Mutex<()>>;
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
@@ -119,6 +138,8 @@ fn unavailable(e: impl std::fmt::Display) -> Error {
 fn open_conn(path: &Path, sync: Sync) -> rusqlite::Result<Connection> {
     let c = Connection::open(path)?;
     c.busy_timeout(Duration::from_secs(5))?;
+    // Takes effect only on a new file (before its first table); see PAGE_SIZE.
+    c.pragma_update(None, "page_size", PAGE_SIZE)?;
     c.pragma_update(None, "journal_mode", "WAL")?;
     c.pragma_update(
         None,
@@ -157,12 +178,17 @@ impl SqliteStore {
         // The checkpoint thread does this work instead (see checkpoint_loop).
         w.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(unavailable)?;
+        // A burst that outran the checkpoints leaves a long WAL file behind;
+        // cut it back when the WAL starts over.
+        w.pragma_update(None, "journal_size_limit", 64 << 20)
+            .map_err(unavailable)?;
         let stop = Arc::new(AtomicBool::new(false));
+        let gate = Gate::default();
         {
-            let (path, stop) = (path.clone(), stop.clone());
+            let (path, stop, gate) = (path.clone(), stop.clone(), gate.clone());
             std::thread::Builder::new()
                 .name("clawnet-sqlite-checkpoint".into())
-                .spawn(move || checkpoint_loop(path, stop))
+                .spawn(move || checkpoint_loop(path, stop, gate))
                 .map_err(unavailable)?;
         }
         let mut readers = Vec::with_capacity(READERS);
@@ -176,7 +202,7 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel::<Job>(QUEUE);
         std::thread::Builder::new()
             .name("clawnet-sqlite-writer".into())
-            .spawn(move || writer_loop(w, rx, state))
+            .spawn(move || writer_loop(w, rx, state, gate))
             .map_err(unavailable)?;
         Ok(Self {
             path,
@@ -281,42 +307,106 @@ fn run_cached(c: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// Checkpoint the WAL into the database from outside the writer, so the
-/// writer never pauses for a checkpoint's fsync in the middle of commits.
-fn checkpoint_loop(path: PathBuf, stop: Arc<AtomicBool>) {
+/// writer never pauses for the bulk of a checkpoint's copying and fsync.
+///
+/// A passive checkpoint alone never lets the WAL shrink under steady load:
+/// SQLite starts the WAL over only when a write begins with every frame
+/// already copied back, and the writer keeps appending while the copy runs.
+/// The WAL then grows without bound (3 GB in 10 s of the store benchmark),
+/// and every frame lands on a fresh file page the kernel must zero. So once
+/// the WAL holds `WAL_RESTART_FRAMES`, the thread takes the writer's gate
+/// (the writer waits between transactions) for a second checkpoint that has
+/// only the frames written since the first to copy, and the next transaction
+/// writes from the start of the WAL again.
+fn checkpoint_loop(path: PathBuf, stop: Arc<AtomicBool>, gate: Gate) {
     let Ok(c) = open_conn(&path, Sync::Normal) else {
         tracing::warn!("SQLite: no checkpoint connection; the WAL grows until restart");
         return;
     };
+    if let Err(e) = c.busy_timeout(RESTART_BUSY) {
+        tracing::warn!(error = %e, "SQLite: cannot set the checkpoint's busy timeout");
+    }
+    let checkpoint = |mode: &str| {
+        c.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+            r.get::<_, i64>(1)
+        })
+    };
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(CHECKPOINT_EVERY);
-        if let Err(e) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "SQLite: checkpoint failed");
+        match checkpoint("PASSIVE") {
+            Ok(frames) if frames >= WAL_RESTART_FRAMES => {
+                let started = std::time::Instant::now();
+                let _writer_waits = gate.lock();
+                match checkpoint("RESTART") {
+                    Ok(_) => tracing::debug!(
+                        frames,
+                        held_us = started.elapsed().as_micros() as u64,
+                        "SQLite: WAL restarted"
+                    ),
+                    Err(e) => tracing::debug!(error = %e, "SQLite: WAL restart postponed"),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "SQLite: checkpoint failed"),
         }
     }
 }
 
 /// The dedupe window as it was: the newest keyed messages, oldest first.
-fn rebuild_dedupe(c: &Connection) -> rusqlite::Result<DedupeWindow<(String, u64)>> {
-    let mut rows: Vec<(String, String, i64, String, i64)> = c
+fn rebuild_dedupe(c: &Connection) -> rusqlite::Result<DedupeWindow<i64>> {
+    let mut rows: Vec<(String, String, i64, i64)> = c
         .prepare(
-            "SELECT from_id, dedupe_key, ts, room, seq FROM messages \
-             WHERE dedupe_key IS NOT NULL ORDER BY ts DESC LIMIT ?1",
+            "SELECT from_id, dedupe_key, ts, id FROM message_log \
+             WHERE dedupe_key IS NOT NULL ORDER BY id DESC LIMIT ?1",
         )?
         .query_map(params![DEDUPE_REBUILD], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
     rows.reverse();
     let mut w = DedupeWindow::default();
-    for (from, key, ts, room, seq) in rows {
-        w.insert((from, key), ts as u64, (room, seq as u64));
+    for (from, key, ts, id) in rows {
+        w.insert((from, key), ts as u64, id);
     }
     Ok(w)
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, mut state: WriterState) {
+/// Copy the `(room, seq)` of every message after `index_mark` into
+/// `msg_index`, sorted so each room's index page is written once.
+fn index_tail(c: &Connection) -> rusqlite::Result<()> {
+    run_cached(
+        c,
+        "INSERT INTO msg_index (room, seq, id) SELECT room, seq, id FROM message_log \
+         WHERE id > (SELECT upto FROM index_mark) ORDER BY room, seq",
+    )?;
+    run_cached(
+        c,
+        "UPDATE index_mark SET upto = max(upto, (SELECT COALESCE(MAX(id), 0) FROM message_log))",
+    )
+}
+
+/// Index the tail in a transaction of its own, between batches, so that no
+/// batch's ACK waits for it.
+fn index_between_batches(c: &Connection, st: &mut WriterState) {
+    let r = c
+        .execute_batch("BEGIN IMMEDIATE")
+        .and_then(|()| index_tail(c))
+        .and_then(|()| c.execute_batch("COMMIT"));
+    match r {
+        Ok(()) => st.unindexed = 0,
+        Err(e) => {
+            // Readers still find the rows in the tail; try again next chunk.
+            tracing::warn!(error = %e, "SQLite: indexing messages failed");
+            let _ = c.execute_batch("ROLLBACK");
+            st.unindexed = 0;
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, mut state: WriterState, gate: Gate) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while rx.blocking_recv().map(|j| batch.push(j)).is_some() {
+        let _checkpoint_waits = gate.lock();
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(j) => batch.push(j),
@@ -356,10 +446,15 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, mut state: WriterS
         let committed = if poisoned {
             Err(rusqlite::Error::InvalidQuery)
         } else {
-            flush_seqs(&conn, &mut state).and_then(|()| conn.execute_batch("COMMIT"))
+            conn.execute_batch("COMMIT")
         };
         match committed {
-            Ok(()) => done.into_iter().for_each(|d| d()),
+            Ok(()) => {
+                done.into_iter().for_each(|d| d());
+                if state.unindexed >= INDEX_CHUNK {
+                    index_between_batches(&conn, &mut state);
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %e, "SQLite: commit failed; the batch is not acknowledged");
                 let _ = conn.execute_batch("ROLLBACK");
@@ -426,13 +521,25 @@ fn envelope(text: &str) -> Result<Envelope> {
     serde_json::from_str(text).map_err(|e| unavailable(format!("corrupt stored envelope: {e}")))
 }
 
+/// A room's last `seq`: in the log, or (once trimmed away) in `room_seq`.
 fn last_seq_of(c: &Connection, room: &str) -> rusqlite::Result<u64> {
-    Ok(
-        c.prepare_cached("SELECT last_seq FROM room_seq WHERE room = ?1")?
-            .query_row(params![room], |r| r.get::<_, i64>(0))
-            .optional()?
-            .unwrap_or(0) as u64,
-    )
+    c.prepare_cached(
+        "SELECT max( \
+           COALESCE((SELECT last_seq FROM room_seq WHERE room = ?1), 0), \
+           COALESCE((SELECT MAX(seq) FROM msg_index WHERE room = ?1), 0), \
+           COALESCE((SELECT MAX(seq) FROM message_log \
+                     WHERE id > (SELECT upto FROM index_mark) AND room = ?1), 0))",
+    )?
+    .query_row(params![room], |r| r.get::<_, i64>(0))
+    .map(|s| s as u64)
+}
+
+/// The id after every id ever handed out (trimmed ones included).
+fn next_log_id(c: &Connection) -> rusqlite::Result<i64> {
+    c.prepare_cached(
+        "SELECT max((SELECT upto FROM index_mark), COALESCE((SELECT MAX(id) FROM message_log), 0)) + 1",
+    )?
+    .query_row([], |r| r.get(0))
 }
 
 fn db<T>(r: rusqlite::Result<T>) -> Result<T> {
@@ -449,18 +556,15 @@ fn append(
         let k = (draft.from_id.clone(), key.clone());
         st.dedupe
             .expire(draft.ts, limits.dedupe_window_ms, limits.dedupe_max_entries);
-        if let Some((room, seq)) = st.dedupe.get(&k) {
+        if let Some(id) = st.dedupe.get(&k) {
             // Trust the entry only if the row is there and is this key's: it
             // may have been rolled back, or trimmed by retention.
             let original: Option<String> = db(c
                 .prepare_cached(
-                    "SELECT envelope FROM messages WHERE room = ?1 AND seq = ?2 \
-                     AND from_id = ?3 AND dedupe_key = ?4",
+                    "SELECT envelope FROM message_log WHERE id = ?1 \
+                     AND from_id = ?2 AND dedupe_key = ?3",
                 )
-                .and_then(|mut s| {
-                    s.query_row(params![room, *seq as i64, k.0, k.1], |r| r.get(0))
-                        .optional()
-                }))?;
+                .and_then(|mut s| s.query_row(params![*id, k.0, k.1], |r| r.get(0)).optional()))?;
             if let Some(original) = original {
                 return Ok(Appended::Duplicate(Arc::new(envelope(&original)?)));
             }
@@ -476,12 +580,17 @@ fn append(
     let key = draft.dedupe_key.clone();
     let env = draft.into_envelope(seq);
     let text = serde_json::to_string(&env).map_err(unavailable)?;
+    let id = match st.next_id {
+        Some(id) => id,
+        None => db(next_log_id(c))?,
+    };
     db(c.prepare_cached(
-        "INSERT INTO messages (room, seq, ts, envelope, from_id, dedupe_key) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO message_log (id, room, seq, ts, envelope, from_id, dedupe_key) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
     .and_then(|mut s| {
         s.execute(params![
+            id,
             room,
             seq as i64,
             env.ts as i64,
@@ -491,26 +600,12 @@ fn append(
         ])
     }))?;
     if let Some(key) = key {
-        st.dedupe
-            .insert((env.from_id.clone(), key), env.ts, (room.clone(), seq));
+        st.dedupe.insert((env.from_id.clone(), key), env.ts, id);
     }
-    // room_seq is written once per room per batch, just before COMMIT.
-    st.seqs.insert(room.clone(), seq);
-    st.dirty.insert(room);
+    st.next_id = Some(id + 1);
+    st.unindexed += 1;
+    st.seqs.insert(room, seq);
     Ok(Appended::New(Arc::new(env)))
-}
-
-/// Persist the rooms' new last `seq`; part of the batch's transaction.
-fn flush_seqs(c: &Connection, st: &mut WriterState) -> rusqlite::Result<()> {
-    for room in st.dirty.drain() {
-        let seq = st.seqs.get(&room).copied().unwrap_or(0);
-        c.prepare_cached(
-            "INSERT INTO room_seq (room, last_seq) VALUES (?1, ?2) \
-             ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq",
-        )?
-        .execute(params![room, seq as i64])?;
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -752,14 +847,34 @@ impl Store for SqliteStore {
     async fn history(&self, room: &str, after_seq: u64, limit: usize) -> Result<HistoryPage> {
         let r = room.to_owned();
         self.read(move |c| {
+            // One statement, so one snapshot: a row is either indexed or in
+            // the tail, never both or neither, even while the writer indexes.
             let rows: Vec<String> = db(c
-                .prepare_cached("SELECT envelope FROM messages WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")
+                .prepare_cached(
+                    "SELECT envelope, seq FROM ( \
+                       SELECT m.envelope, i.seq FROM msg_index i JOIN message_log m ON m.id = i.id \
+                       WHERE i.room = ?1 AND i.seq > ?2 ORDER BY i.seq LIMIT ?3) \
+                     UNION ALL \
+                     SELECT envelope, seq FROM ( \
+                       SELECT envelope, seq FROM message_log \
+                       WHERE id > (SELECT upto FROM index_mark) AND room = ?1 AND seq > ?2 \
+                       ORDER BY seq LIMIT ?3) \
+                     ORDER BY seq LIMIT ?3",
+                )
                 .and_then(|mut s| {
-                    s.query_map(params![r, after_seq as i64, limit as i64 + 1], |row| row.get(0))?
-                        .collect()
+                    s.query_map(params![r, after_seq as i64, limit as i64 + 1], |row| {
+                        row.get(0)
+                    })?
+                    .collect()
                 }))?;
             let first: Option<i64> = db(c
-                .prepare_cached("SELECT MIN(seq) FROM messages WHERE room = ?1")
+                .prepare_cached(
+                    "SELECT MIN(s) FROM ( \
+                       SELECT MIN(seq) AS s FROM msg_index WHERE room = ?1 \
+                       UNION ALL \
+                       SELECT MIN(seq) FROM message_log \
+                       WHERE id > (SELECT upto FROM index_mark) AND room = ?1)",
+                )
                 .and_then(|mut s| s.query_row(params![r], |row| row.get(0))))?;
             let last = db(last_seq_of(c, &r))?;
             let has_more = rows.len() > limit;
@@ -822,18 +937,47 @@ impl Store for SqliteStore {
         keep_last: Option<u32>,
     ) -> Result<u64> {
         let r = room.to_owned();
-        self.write(move |c, _| {
-            let mut n = db(c.execute(
-                "DELETE FROM messages WHERE room = ?1 AND ts < ?2",
-                params![r, before_ts as i64],
-            ))?;
-            if let Some(keep) = keep_last {
-                n += db(c.execute(
-                    "DELETE FROM messages WHERE room = ?1 AND seq <= \
-                     (SELECT last_seq FROM room_seq WHERE room = ?1) - ?2",
-                    params![r, i64::from(keep)],
+        self.write(move |c, st| {
+            // Everything is indexed first, so trimming needs only msg_index.
+            db(index_tail(c))?;
+            st.unindexed = 0;
+            // Oldest first, up to the first message young enough to keep:
+            // the walk costs what it deletes (ts follows seq within a room).
+            let mut upto: i64 = 0;
+            {
+                let mut stmt = db(c.prepare_cached(
+                    "SELECT i.seq, m.ts FROM msg_index i JOIN message_log m ON m.id = i.id \
+                     WHERE i.room = ?1 ORDER BY i.seq",
                 ))?;
+                let mut rows = db(stmt.query(params![r]))?;
+                while let Some(row) = db(rows.next())? {
+                    let (seq, ts): (i64, i64) = (db(row.get(0))?, db(row.get(1))?);
+                    if ts as u64 >= before_ts {
+                        break;
+                    }
+                    upto = seq;
+                }
             }
+            let last = db(last_seq_of(c, &r))? as i64;
+            if let Some(keep) = keep_last {
+                upto = upto.max(last - i64::from(keep));
+            }
+            // The last seq must outlive its message, or the next one would reuse it.
+            db(c.prepare_cached(
+                "INSERT INTO room_seq (room, last_seq) VALUES (?1, ?2) \
+                 ON CONFLICT (room) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+            )
+            .and_then(|mut s| s.execute(params![r, last])))?;
+            let n = db(c
+                .prepare_cached(
+                    "DELETE FROM message_log WHERE id IN \
+                     (SELECT id FROM msg_index WHERE room = ?1 AND seq <= ?2)",
+                )
+                .and_then(|mut s| s.execute(params![r, upto])))?;
+            db(
+                c.prepare_cached("DELETE FROM msg_index WHERE room = ?1 AND seq <= ?2")
+                    .and_then(|mut s| s.execute(params![r, upto])),
+            )?;
             Ok(n as u64)
         })
         .await
