@@ -65,6 +65,9 @@ pub struct SessionOptions {
     pub auto_ack: bool,
     /// Ask for every agent's `presence` events (default false).
     pub presence: bool,
+    /// Take tasks on this connection, this many at once (`connect`
+    /// `worker`/`concurrency`); `None` (the default) takes none.
+    pub worker: Option<usize>,
     /// How long one request waits for its response (default 10 s). Also
     /// bounds the WebSocket handshake and the `connect` exchange.
     pub request_timeout: Duration,
@@ -96,6 +99,7 @@ impl SessionOptions {
             resume: BTreeMap::new(),
             auto_ack: true,
             presence: false,
+            worker: None,
             request_timeout: Duration::from_secs(10),
             backoff: Backoff::default(),
             max_reconnects: None,
@@ -116,6 +120,7 @@ impl fmt::Debug for SessionOptions {
             .field("resume", &self.resume)
             .field("auto_ack", &self.auto_ack)
             .field("presence", &self.presence)
+            .field("worker", &self.worker)
             .field("request_timeout", &self.request_timeout)
             .field("backoff", &self.backoff)
             .field("max_reconnects", &self.max_reconnects)
@@ -197,6 +202,7 @@ impl Session {
             client_name: opts.client_name,
             auto_ack: opts.auto_ack,
             presence: opts.presence,
+            worker: opts.worker,
             request_timeout: opts.request_timeout,
             backoff: opts.backoff.clone(),
             max_reconnects: opts.max_reconnects,
@@ -489,6 +495,7 @@ struct Worker {
     client_name: String,
     auto_ack: bool,
     presence: bool,
+    worker: Option<usize>,
     request_timeout: Duration,
     backoff: Backoff,
     max_reconnects: Option<u32>,
@@ -561,6 +568,8 @@ impl Worker {
             client: Some(self.client_name.clone()),
             resume: self.cursors.snapshot(),
             presence: self.presence,
+            worker: self.worker.is_some(),
+            concurrency: self.worker,
         };
         send_request(&mut ws, id, "connect", &to_json(&params)?).await?;
 

@@ -41,7 +41,7 @@ fn json_depth(v: &Value) -> usize {
     }
 }
 
-fn check_key(field: &str, v: &Option<String>) -> Result<()> {
+pub(crate) fn check_key(field: &str, v: &Option<String>) -> Result<()> {
     match v {
         Some(s) if s.is_empty() || s.len() > MAX_KEY_LEN || s.chars().any(char::is_control) => {
             Err(Error::invalid(
@@ -54,7 +54,7 @@ fn check_key(field: &str, v: &Option<String>) -> Result<()> {
 }
 
 impl Hub {
-    fn check_payload(&self, payload: &Map<String, Value>) -> Result<()> {
+    pub(crate) fn check_payload(&self, payload: &Map<String, Value>) -> Result<()> {
         let cfg = &self.inner.cfg;
         let depth = 1 + payload.values().map(json_depth).max().unwrap_or(0);
         if depth > cfg.max_json_depth {

@@ -36,6 +36,48 @@ pub struct HubConfig {
     pub retention_sweep_ms: u64,
     /// How often acknowledged cursors are written to the store.
     pub cursor_flush_ms: u64,
+    /// Task defaults and limits.
+    pub tasks: TaskConfig,
+}
+
+/// Task defaults and limits (SPEC §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskConfig {
+    /// A running attempt without `task.progress` or `task.result` for this
+    /// long has failed.
+    pub lease_ms: u64,
+    /// Attempts before a task fails for good (per-task overridable).
+    pub max_attempts: u32,
+    /// First retry delay (doubles per failed attempt).
+    pub backoff_base_ms: u64,
+    /// Longest retry delay.
+    pub backoff_cap_ms: u64,
+    /// Dispatches per minute per dispatcher; 0 = unlimited.
+    pub dispatches_per_minute: u32,
+    /// Queued plus delayed tasks per target at most; 0 = unlimited.
+    pub max_pending: u32,
+    /// Tasks a worker connection runs at once unless it asks for another number.
+    pub worker_concurrency: usize,
+    /// How often expired leases and due delayed tasks are looked for.
+    pub sweep_ms: u64,
+    /// Room that dead-letter alerts are posted to (private; created at start).
+    pub alert_room: String,
+}
+
+impl Default for TaskConfig {
+    fn default() -> Self {
+        Self {
+            lease_ms: 30_000,
+            max_attempts: 5,
+            backoff_base_ms: 5_000,
+            backoff_cap_ms: 60_000,
+            dispatches_per_minute: 10,
+            max_pending: 50,
+            worker_concurrency: 1,
+            sweep_ms: 250,
+            alert_room: "alerts".into(),
+        }
+    }
 }
 
 impl Default for HubConfig {
@@ -57,6 +99,7 @@ impl Default for HubConfig {
             retention_ms: 30 * 24 * 3600 * 1000,
             retention_sweep_ms: 60_000,
             cursor_flush_ms: 100,
+            tasks: TaskConfig::default(),
         }
     }
 }

@@ -27,6 +27,9 @@ use crate::tokens;
 
 /// Id and handle of the agent created at first start.
 pub const MASTER_AGENT: &str = "master";
+/// The hub's own agent: it posts alerts and task lifecycle messages. It has
+/// no token, so nobody can connect as it.
+pub const SYSTEM_AGENT: &str = "clawnet";
 
 /// A cheap, clonable handle to the hub.
 #[derive(Clone, Debug)]
@@ -71,6 +74,7 @@ pub(crate) struct Inner {
     pub(crate) next_conn: AtomicU64,
     pub(crate) cursors: crate::cursors::CursorBuffer,
     pub(crate) directory: crate::directory::Directory,
+    pub(crate) workers: crate::tasks::Workers,
 }
 
 /// A freshly issued credential. The token is shown once and never stored.
@@ -137,6 +141,7 @@ impl HubBuilder {
                 next_conn: AtomicU64::new(1),
                 cursors: Default::default(),
                 directory: Default::default(),
+                workers: Default::default(),
             }),
         };
         hub.init_sequencer(GLOBAL_ROOM).await?;
@@ -364,6 +369,7 @@ impl Hub {
             )
             .await;
         }
+        self.ensure_system_agent().await?;
         match master_token {
             Some(t) => {
                 let hash = tokens::hash(t);

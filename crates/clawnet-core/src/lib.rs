@@ -5,6 +5,7 @@
 //! requests into calls of [`Hub`] and its errors into HTTP statuses and
 //! protocol codes.
 
+pub mod backoff;
 pub mod bus;
 pub mod chat;
 pub mod clock;
@@ -18,12 +19,14 @@ pub mod hub;
 pub mod mentions;
 pub mod msgid;
 pub mod presence;
+pub mod redact;
 pub mod retention;
 pub mod rooms;
 pub mod sessions;
 pub mod store;
+pub mod tasks;
 pub mod tokens;
 
-pub use config::HubConfig;
+pub use config::{HubConfig, TaskConfig};
 pub use error::{Error, Result};
 pub use hub::{Hub, HubBuilder, IssuedToken};

@@ -44,6 +44,9 @@ pub struct OpenSession {
     /// Rooms whose presented cursor was beyond their history; announced
     /// with `replay.reset` before replay.
     pub resets: Vec<ReplayReset>,
+    /// Tasks this connection takes at once, if it offered to work
+    /// (pass to [`Hub::worker_ready`] once replay is done).
+    pub worker: Option<usize>,
 }
 
 impl Hub {
@@ -118,6 +121,11 @@ impl Hub {
         }
         let last_disconnect = self.inner.last_disconnect.lock().remove(&agent.agent_id);
         let cfg = &self.inner.cfg;
+        let worker = p.worker.then(|| {
+            p.concurrency
+                .unwrap_or(cfg.tasks.worker_concurrency)
+                .clamp(1, 1024)
+        });
         Ok(OpenSession {
             result: ConnectResult {
                 agent_id: agent.agent_id.clone(),
@@ -134,6 +142,7 @@ impl Hub {
             outbound,
             replay_from,
             resets,
+            worker,
         })
     }
 
@@ -172,6 +181,7 @@ impl Hub {
     /// it (shown in the agent's next `connect` result).
     pub fn close_session(&self, conn: &Conn) {
         self.inner.fanout.remove(conn);
+        self.worker_gone(conn);
         let now = self.now();
         if let Some(reason) = conn.closing() {
             self.inner

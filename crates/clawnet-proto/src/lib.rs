@@ -12,11 +12,13 @@ pub mod frame;
 pub mod ids;
 pub mod message;
 pub mod methods;
+pub mod tasks;
 
 pub use error::{ErrorBody, ErrorCode};
 pub use frame::{EventFrame, Frame, RequestFrame, ResponseFrame};
 pub use ids::{dm_room_key, Role, RoomKind};
 pub use message::{Envelope, ToType};
+pub use tasks::{Task, TaskState};
 
 /// The protocol version this crate describes, sent by clients in `connect`.
 pub const PROTOCOL_VERSION: u32 = 2;

@@ -43,6 +43,20 @@ pub enum Method {
     Ack,
     /// `ping`: heartbeat; answered with the server time.
     Ping,
+    /// `task.dispatch` (alias `task_dispatch`): hand a task to an agent.
+    TaskDispatch,
+    /// `task.progress`: a worker extends the lease of a task it runs.
+    TaskProgress,
+    /// `task.result` (alias `task_result`): a worker reports an attempt's outcome.
+    TaskResult,
+    /// `task.get`: one task.
+    TaskGet,
+    /// `task.list`: tasks the caller may see, by state and target.
+    TaskList,
+    /// `task.retry`: put a failed task back in its queue.
+    TaskRetry,
+    /// `task.cancel`: cancel a queued or delayed task.
+    TaskCancel,
 }
 
 impl Method {
@@ -63,6 +77,13 @@ impl Method {
             "report" => Self::Report,
             "ack" | "chat_ack" => Self::Ack,
             "ping" => Self::Ping,
+            "task.dispatch" | "task_dispatch" => Self::TaskDispatch,
+            "task.progress" => Self::TaskProgress,
+            "task.result" | "task_result" => Self::TaskResult,
+            "task.get" => Self::TaskGet,
+            "task.list" => Self::TaskList,
+            "task.retry" => Self::TaskRetry,
+            "task.cancel" => Self::TaskCancel,
             _ => return None,
         })
     }
@@ -84,6 +105,13 @@ impl Method {
             Self::Report => "report",
             Self::Ack => "ack",
             Self::Ping => "ping",
+            Self::TaskDispatch => "task.dispatch",
+            Self::TaskProgress => "task.progress",
+            Self::TaskResult => "task.result",
+            Self::TaskGet => "task.get",
+            Self::TaskList => "task.list",
+            Self::TaskRetry => "task.retry",
+            Self::TaskCancel => "task.cancel",
         }
     }
 }
@@ -116,6 +144,12 @@ pub mod events {
     /// The hub is about to close this connection (`data` is a
     /// [`crate::methods::Disconnecting`]).
     pub const DISCONNECTING: &str = "disconnecting";
+    /// A task handed to this worker under a lease (`data` is a
+    /// [`crate::tasks::TaskDispatchEvent`]).
+    pub const TASK_DISPATCH: &str = "task.dispatch";
+    /// A task the receiver dispatched or runs changed state (`data` is a
+    /// [`crate::tasks::TaskUpdatedEvent`]).
+    pub const TASK_UPDATED: &str = "task.updated";
 }
 
 /// `connect` parameters; all optional.
@@ -138,6 +172,15 @@ pub struct ConnectParams {
     /// change; dashboards and small fleets turn it on.
     #[serde(default)]
     pub presence: bool,
+    /// Take tasks on this connection: the hub pushes `task.dispatch` events
+    /// to it (default false, so a dashboard or CLI session of an agent never
+    /// receives its work).
+    #[serde(default)]
+    pub worker: bool,
+    /// Tasks this connection runs at once (with `worker`; default from the
+    /// hub's `tasks.worker_concurrency`, 1 unless configured).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
 }
 
 /// `connect` result.

@@ -6,6 +6,7 @@ use clawnet_proto::methods::{
     ReportParams, RoomCreateParams, RoomInviteParams, RoomList, RoomParams, SendParams,
     TypingParams,
 };
+use clawnet_proto::tasks::{DispatchParams, ProgressParams, ResultParams, TaskListParams, TaskRef};
 use clawnet_proto::ErrorCode;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -111,6 +112,25 @@ pub async fn call(hub: &Hub, agent: &str, method: Method, p: Value) -> Result<Re
                 cursors: hub.ack_many(agent, want).await?,
             })
         }
+        Method::TaskDispatch => to_value(
+            &hub.dispatch(agent, params::<DispatchParams>(p)?, None)
+                .await?,
+        ),
+        Method::TaskProgress => to_value(
+            &hub.task_progress(agent, params::<ProgressParams>(p)?)
+                .await?,
+        ),
+        Method::TaskResult => to_value(&hub.task_result(agent, params::<ResultParams>(p)?).await?),
+        Method::TaskGet => to_value(&hub.task(agent, &params::<TaskRef>(p)?.task_id).await?),
+        Method::TaskList => to_value(&hub.tasks(agent, params::<TaskListParams>(p)?).await?),
+        Method::TaskRetry => to_value(
+            &hub.retry_task(agent, &params::<TaskRef>(p)?.task_id)
+                .await?,
+        ),
+        Method::TaskCancel => to_value(
+            &hub.cancel_task(agent, &params::<TaskRef>(p)?.task_id)
+                .await?,
+        ),
         Method::Ping => {
             no_params(&p)?;
             to_value(&Pong { ts: hub.now() })

@@ -8,6 +8,7 @@ use clawnet_core::store::AuditFilter;
 use clawnet_proto::methods::{
     PresenceList, RoomCreateParams, RoomInviteParams, RoomList, SendParams,
 };
+use clawnet_proto::tasks::{DispatchParams, DispatchResult, Task, TaskList, TaskListParams};
 use clawnet_proto::Role;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -42,6 +43,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/rooms/{room}/history", get(history))
         .route("/api/v1/messages", post(send))
         .route("/api/v1/presence", get(presence))
+        .route("/api/v1/tasks", get(list_tasks).post(dispatch))
+        .route("/api/v1/tasks/{id}", get(get_task))
+        .route("/api/v1/tasks/{id}/retry", post(retry_task))
+        .route("/api/v1/tasks/{id}/cancel", post(cancel_task))
         .route("/api/v1/logs", get(logs))
         .route("/api/logs", get(logs))
         .fallback(no_route)
@@ -322,4 +327,50 @@ async fn logs(
         )
         .await?;
     Ok(Json(json!({ "entries": entries })))
+}
+
+async fn dispatch(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(b): Body<DispatchParams>,
+) -> ApiResult<(StatusCode, Json<DispatchResult>)> {
+    let out = app.hub.dispatch(caller.id(), b, None).await?;
+    let status = if out.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(out)))
+}
+
+async fn get_task(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathArgs(id): PathArgs<String>,
+) -> ApiResult<Json<Task>> {
+    Ok(Json(app.hub.task(caller.id(), &id).await?))
+}
+
+async fn list_tasks(
+    State(app): State<AppState>,
+    caller: Caller,
+    Params(q): Params<TaskListParams>,
+) -> ApiResult<Json<TaskList>> {
+    Ok(Json(app.hub.tasks(caller.id(), q).await?))
+}
+
+async fn retry_task(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathArgs(id): PathArgs<String>,
+) -> ApiResult<Json<Task>> {
+    Ok(Json(app.hub.retry_task(caller.id(), &id).await?))
+}
+
+async fn cancel_task(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathArgs(id): PathArgs<String>,
+) -> ApiResult<Json<Task>> {
+    Ok(Json(app.hub.cancel_task(caller.id(), &id).await?))
 }

@@ -338,6 +338,9 @@ async fn drive(
         _ = conn.closed() => true,
     };
     if replayed {
+        if let Some(concurrency) = session.worker {
+            hub.worker_ready(&conn, concurrency).await;
+        }
         let mut io = Io {
             socket: &mut socket,
             conn: &conn,

@@ -33,7 +33,7 @@ use async_trait::async_trait;
 use clawnet_core::error::{Error, Result};
 use clawnet_core::store::{
     AgentRecord, AppendLimits, Appended, AuditEntry, AuditFilter, HistoryPage, MessageDraft,
-    RoomRecord, Store, TokenRecord,
+    RoomRecord, Store, TaskCount, TaskFilter, TaskInsert, TaskRecord, TokenRecord,
 };
 use clawnet_proto::{Envelope, ErrorCode, Role, RoomKind};
 use deadpool_postgres::{
@@ -70,11 +70,21 @@ const UNDO: &str = "ROLLBACK TO SAVEPOINT op";
 
 /// Advisory lock key held while migrating ("clawnet" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0063_6c61_776e_6574;
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "tasks",
+        include_str!("../migrations/postgres/0002_tasks.sql"),
+    ),
+];
+
+#[path = "postgres_tasks.rs"]
+mod tasks;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 type PgError = tokio_postgres::Error;
@@ -1178,6 +1188,63 @@ impl Store for PostgresStore {
             .db()?;
         out.reverse();
         Ok(out)
+    }
+
+    async fn insert_task(&self, t: TaskRecord) -> Result<TaskInsert> {
+        self.write(None, t, tasks::insert).await
+    }
+
+    async fn get_task(&self, task_id: &str) -> Result<Option<TaskRecord>> {
+        self.read_opt(
+            &format!("SELECT {} FROM tasks WHERE task_id = $1", tasks::COLS),
+            &[&task_id],
+            tasks::raw,
+        )
+        .await?
+        .map(tasks::decode)
+        .transpose()
+    }
+
+    async fn update_task(&self, t: TaskRecord) -> Result<Option<TaskRecord>> {
+        self.write(None, t, tasks::update).await
+    }
+
+    async fn list_tasks(&self, f: TaskFilter) -> Result<Vec<TaskRecord>> {
+        let (state, limit) = tasks::list_params(&f);
+        let rows = self
+            .read_all(
+                tasks::LIST,
+                &[&state, &f.target, &f.involving, &f.after, &limit],
+                tasks::raw,
+            )
+            .await?;
+        tasks::decode_all(rows)
+    }
+
+    async fn due_tasks(
+        &self,
+        target: Option<&str>,
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<TaskRecord>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .read_all(tasks::DUE, &[&target, &int(now), &limit], tasks::raw)
+            .await?;
+        tasks::decode_all(rows)
+    }
+
+    async fn expired_leases(&self, now: u64, limit: usize) -> Result<Vec<TaskRecord>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .read_all(tasks::EXPIRED, &[&int(now), &limit], tasks::raw)
+            .await?;
+        tasks::decode_all(rows)
+    }
+
+    async fn task_counts(&self) -> Result<Vec<TaskCount>> {
+        let rows = self.read_all(tasks::COUNTS, &[], tasks::count_row).await?;
+        tasks::counts(rows)
     }
 }
 

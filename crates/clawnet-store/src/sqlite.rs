@@ -19,8 +19,10 @@ use clawnet_core::error::{Error, Result};
 use clawnet_core::store::dedupe::DedupeWindow;
 use clawnet_core::store::{
     AgentRecord, AppendLimits, Appended, AuditEntry, AuditFilter, HistoryPage, MessageDraft,
-    RoomRecord, Store, TokenRecord,
+    RoomRecord, Store, TaskCount, TaskFilter, TaskInsert, TaskRecord, TokenRecord,
 };
+
+use crate::sqlite_tasks as tasks;
 use clawnet_proto::{Envelope, Role, RoomKind};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -50,6 +52,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0002_dedupe_in_messages.sql"),
     ),
     (3, include_str!("../migrations/sqlite/0003_message_log.sql")),
+    (4, include_str!("../migrations/sqlite/0004_tasks.sql")),
 ];
 /// Messages appended before the writer copies their `(room, seq)` into
 /// `msg_index` in one transaction: each room's index page is then written once
@@ -1071,5 +1074,41 @@ impl Store for SqliteStore {
             Ok(rows)
         })
         .await
+    }
+
+    async fn insert_task(&self, t: TaskRecord) -> Result<TaskInsert> {
+        self.write(move |c, _| tasks::insert(c, t)).await
+    }
+
+    async fn get_task(&self, task_id: &str) -> Result<Option<TaskRecord>> {
+        let id = task_id.to_owned();
+        self.read(move |c| tasks::get(c, &id)).await
+    }
+
+    async fn update_task(&self, t: TaskRecord) -> Result<Option<TaskRecord>> {
+        self.write(move |c, _| tasks::update(c, t)).await
+    }
+
+    async fn list_tasks(&self, f: TaskFilter) -> Result<Vec<TaskRecord>> {
+        self.read(move |c| tasks::list(c, &f)).await
+    }
+
+    async fn due_tasks(
+        &self,
+        target: Option<&str>,
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<TaskRecord>> {
+        let target = target.map(str::to_owned);
+        self.read(move |c| tasks::due(c, target.as_deref(), now, limit))
+            .await
+    }
+
+    async fn expired_leases(&self, now: u64, limit: usize) -> Result<Vec<TaskRecord>> {
+        self.read(move |c| tasks::expired(c, now, limit)).await
+    }
+
+    async fn task_counts(&self) -> Result<Vec<TaskCount>> {
+        self.read(tasks::counts).await
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use clawnet_core::HubConfig;
+use clawnet_core::{HubConfig, TaskConfig};
 use clawnet_server::ServerOptions;
 
 /// Where a value came from, for error messages.
@@ -176,6 +176,61 @@ const KEYS: &[Key] = &[
         name: "ws.allowed_origins",
         kind: Kind::List,
         help: "browser origins allowed on /ws (comma-separated in env)",
+    },
+    Key {
+        name: "tasks.lease_secs",
+        kind: Kind::Int {
+            min: 1,
+            max: 86_400,
+        },
+        help: "a running attempt without progress for this long has failed",
+    },
+    Key {
+        name: "tasks.max_attempts",
+        kind: Kind::Int { min: 1, max: 100 },
+        help: "attempts before a task fails for good",
+    },
+    Key {
+        name: "tasks.backoff_base_ms",
+        kind: Kind::Int {
+            min: 0,
+            max: 86_400_000,
+        },
+        help: "first retry delay (doubles per failure)",
+    },
+    Key {
+        name: "tasks.backoff_cap_ms",
+        kind: Kind::Int {
+            min: 0,
+            max: 86_400_000,
+        },
+        help: "longest retry delay",
+    },
+    Key {
+        name: "tasks.dispatches_per_minute",
+        kind: Kind::Int {
+            min: 0,
+            max: 10_000_000,
+        },
+        help: "dispatches per minute per dispatcher (0 = unlimited)",
+    },
+    Key {
+        name: "tasks.max_pending",
+        kind: Kind::Int {
+            min: 0,
+            max: 10_000_000,
+        },
+        help: "queued + delayed tasks per target (0 = unlimited)",
+    },
+    Key {
+        name: "tasks.worker_concurrency",
+        kind: Kind::Int { min: 1, max: 1024 },
+        help: "tasks a worker connection runs at once by default",
+    },
+    Key {
+        name: "tasks.alert_room",
+        kind: Kind::Str,
+        help: "private room for dead-letter alerts",
     },
 ];
 
@@ -382,7 +437,41 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<String>> {
             .map_or(d.outbound_queue, |v| *v as usize),
         handshake_timeout_ms: secs("ws.handshake_timeout_secs", d.handshake_timeout_ms),
         sweep_interval_ms: d.sweep_interval_ms,
+        tasks: {
+            let t = d.tasks.clone();
+            TaskConfig {
+                lease_ms: secs("tasks.lease_secs", t.lease_ms),
+                max_attempts: ints
+                    .get("tasks.max_attempts")
+                    .map_or(t.max_attempts, |v| *v as u32),
+                backoff_base_ms: ints
+                    .get("tasks.backoff_base_ms")
+                    .copied()
+                    .unwrap_or(t.backoff_base_ms),
+                backoff_cap_ms: ints
+                    .get("tasks.backoff_cap_ms")
+                    .copied()
+                    .unwrap_or(t.backoff_cap_ms),
+                dispatches_per_minute: ints
+                    .get("tasks.dispatches_per_minute")
+                    .map_or(t.dispatches_per_minute, |v| *v as u32),
+                max_pending: ints
+                    .get("tasks.max_pending")
+                    .map_or(t.max_pending, |v| *v as u32),
+                worker_concurrency: ints
+                    .get("tasks.worker_concurrency")
+                    .map_or(t.worker_concurrency, |v| *v as usize),
+                sweep_ms: t.sweep_ms,
+                alert_room: strs.remove("tasks.alert_room").unwrap_or(t.alert_room),
+            }
+        },
     };
+    if !clawnet_proto::ids::valid_room_name(&hub.tasks.alert_room) {
+        errors.push(format!(
+            "tasks.alert_room: '{}' is not a room name ([a-z0-9][a-z0-9._-]{{0,63}}, not global)",
+            hub.tasks.alert_room
+        ));
+    }
     if hub.heartbeat_timeout_ms <= hub.heartbeat_interval_ms {
         errors.push(format!(
             "presence.heartbeat_timeout_secs: must be greater than presence.heartbeat_interval_secs ({} s)",

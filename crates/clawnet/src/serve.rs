@@ -98,6 +98,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     hub.spawn_sweeper();
     hub.spawn_retention_sweeper();
     hub.spawn_cursor_flusher();
+    hub.spawn_task_sweeper();
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;

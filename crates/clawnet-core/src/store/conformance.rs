@@ -8,12 +8,13 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 
-use clawnet_proto::{Role, RoomKind, ToType};
+use clawnet_proto::tasks::TaskOrigin;
+use clawnet_proto::{Role, RoomKind, Task, TaskState, ToType};
 use serde_json::{json, Map, Value};
 
 use super::{
     AgentRecord, AppendLimits, Appended, AuditEntry, AuditFilter, MessageDraft, RoomRecord, Store,
-    TokenRecord,
+    TaskFilter, TaskInsert, TaskRecord, TokenRecord,
 };
 
 const LIMITS: AppendLimits = AppendLimits {
@@ -91,6 +92,270 @@ where
     audit(make().await).await;
     trim(make().await).await;
     settings(make().await).await;
+    tasks_insert_and_dedupe(make().await).await;
+    tasks_compare_and_set(make().await).await;
+    tasks_due_leases_and_counts(make().await).await;
+    concurrent_task_dedupe_stores_one(make().await).await;
+}
+
+/// A task record in `state` for `target`, created at `ts`.
+pub fn task(id: &str, target: &str, state: TaskState, ts: u64, key: Option<&str>) -> TaskRecord {
+    let mut payload = Map::new();
+    payload.insert("text".into(), Value::String(format!("do {id}")));
+    TaskRecord {
+        task: Task {
+            task_id: id.into(),
+            target: target.into(),
+            dispatched_by: "boss".into(),
+            kind: "prompt".into(),
+            payload,
+            dedupe_key: key.map(str::to_owned),
+            state,
+            attempts: 0,
+            max_attempts: 5,
+            run_at: ts,
+            priority: 0,
+            result: None,
+            error: None,
+            created_at: ts,
+            updated_at: ts,
+            started_at: None,
+            finished_at: None,
+            origin: Some(TaskOrigin {
+                room: "ops".into(),
+                message_id: Some("m1".into()),
+                account: Some("acct-7".into()),
+                session: None,
+            }),
+            backoff_base_ms: 5000,
+            backoff_cap_ms: 60000,
+        },
+        lease_id: None,
+        lease_until: None,
+        version: 0,
+    }
+}
+
+fn stored(i: TaskInsert) -> TaskRecord {
+    match i {
+        TaskInsert::New(t) => t,
+        TaskInsert::Existing(t) => panic!("expected a new task, got existing {}", t.task.task_id),
+    }
+}
+
+/// Tasks: insert, read back every field, dedupe only while active and per target.
+pub async fn tasks_insert_and_dedupe(s: Arc<dyn Store>) {
+    let t1 = task("t1", "w1", TaskState::Queued, 1000, Some("k"));
+    stored(s.insert_task(t1.clone()).await.expect("insert"));
+    assert_eq!(
+        s.get_task("t1").await.expect("get"),
+        Some(t1.clone()),
+        "round trip"
+    );
+    assert_eq!(s.get_task("nope").await.expect("get"), None);
+    // Same key, same target, t1 active: t1 comes back, nothing stored.
+    match s
+        .insert_task(task("t2", "w1", TaskState::Queued, 1001, Some("k")))
+        .await
+        .expect("insert dup")
+    {
+        TaskInsert::Existing(t) => assert_eq!(t.task.task_id, "t1"),
+        TaskInsert::New(_) => panic!("an active task's dedupe key must dedupe"),
+    }
+    assert_eq!(s.get_task("t2").await.expect("get"), None);
+    // Same key for another target is another task.
+    stored(
+        s.insert_task(task("t3", "w2", TaskState::Queued, 1002, Some("k")))
+            .await
+            .expect("other target"),
+    );
+    // Once t1 is terminal, the key is free again.
+    let mut done = t1.clone();
+    done.task.state = TaskState::Succeeded;
+    s.update_task(done).await.expect("update").expect("applied");
+    stored(
+        s.insert_task(task("t4", "w1", TaskState::Queued, 1003, Some("k")))
+            .await
+            .expect("after terminal"),
+    );
+    let dup_id = s
+        .insert_task(task("t4", "w1", TaskState::Queued, 1004, None))
+        .await
+        .expect_err("same id");
+    assert_eq!(dup_id.code.as_str(), "conflict");
+    let all = s
+        .list_tasks(TaskFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    let ids: Vec<_> = all.iter().map(|t| t.task.task_id.as_str()).collect();
+    assert_eq!(ids, ["t1", "t3", "t4"], "by id, oldest first");
+    let page = s
+        .list_tasks(TaskFilter {
+            after: Some("t1".into()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("page");
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].task.task_id, "t3");
+    let w1_queued = s
+        .list_tasks(TaskFilter {
+            state: Some(TaskState::Queued),
+            target: Some("w1".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("filter");
+    assert_eq!(w1_queued.len(), 1);
+    assert_eq!(w1_queued[0].task.task_id, "t4");
+    let involving = s
+        .list_tasks(TaskFilter {
+            involving: Some("w2".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("involving");
+    assert_eq!(involving.len(), 1, "w2 runs only t3");
+    let by_boss = s
+        .list_tasks(TaskFilter {
+            involving: Some("boss".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("involving dispatcher");
+    assert_eq!(by_boss.len(), 3, "boss dispatched all three");
+}
+
+/// Tasks: an update applies only from the stored version, and bumps it.
+pub async fn tasks_compare_and_set(s: Arc<dyn Store>) {
+    let t = stored(
+        s.insert_task(task("c1", "w", TaskState::Queued, 1000, None))
+            .await
+            .expect("insert"),
+    );
+    let mut running = t.clone();
+    running.task.state = TaskState::Running;
+    running.task.attempts = 1;
+    running.lease_id = Some("L1".into());
+    running.lease_until = Some(2000);
+    let after = s
+        .update_task(running.clone())
+        .await
+        .expect("update")
+        .expect("applied from version 0");
+    assert_eq!(after.version, 1);
+    // A second claim made from the same old version loses.
+    let mut other = t.clone();
+    other.task.state = TaskState::Running;
+    other.lease_id = Some("L2".into());
+    assert_eq!(
+        s.update_task(other).await.expect("update"),
+        None,
+        "stale version"
+    );
+    let now = s.get_task("c1").await.expect("get").expect("there");
+    assert_eq!(now.lease_id.as_deref(), Some("L1"));
+    assert_eq!(now.lease_until, Some(2000));
+    assert_eq!(now.version, 1);
+    let mut done = now.clone();
+    done.task.state = TaskState::Succeeded;
+    done.task.result = Some(serde_json::json!({"answer": 42}));
+    done.lease_id = None;
+    done.lease_until = None;
+    let done = s.update_task(done).await.expect("update").expect("applied");
+    assert_eq!(done.version, 2);
+    let read = s.get_task("c1").await.expect("get").expect("there");
+    assert_eq!(read, done, "the stored copy is what update returned");
+    let mut unknown = task("zz", "w", TaskState::Queued, 1, None);
+    unknown.version = 0;
+    assert_eq!(s.update_task(unknown).await.expect("update"), None);
+}
+
+/// Tasks: due order (priority, run_at, id), delayed only once due, expired
+/// leases, counts per target and state.
+pub async fn tasks_due_leases_and_counts(s: Arc<dyn Store>) {
+    let mut low = task("d1", "w", TaskState::Queued, 1000, None);
+    low.task.priority = 0;
+    let mut high = task("d2", "w", TaskState::Queued, 1001, None);
+    high.task.priority = 5;
+    let early = task("d3", "w", TaskState::Delayed, 500, None);
+    let later = task("d4", "w", TaskState::Delayed, 5000, None);
+    let other = task("d5", "x", TaskState::Queued, 900, None);
+    let mut run = task("d6", "w", TaskState::Running, 100, None);
+    run.lease_id = Some("L".into());
+    run.lease_until = Some(1500);
+    let mut run2 = task("d7", "x", TaskState::Running, 100, None);
+    run2.lease_until = Some(9000);
+    for t in [&low, &high, &early, &later, &other, &run, &run2] {
+        stored(s.insert_task(t.clone()).await.expect("insert"));
+    }
+    let due = s.due_tasks(Some("w"), 2000, 10).await.expect("due");
+    let ids: Vec<_> = due.iter().map(|t| t.task.task_id.as_str()).collect();
+    assert_eq!(ids, ["d2", "d3", "d1"], "priority, then run_at; d4 not yet");
+    let all = s.due_tasks(None, 6000, 10).await.expect("due all");
+    let ids: Vec<_> = all.iter().map(|t| t.task.task_id.as_str()).collect();
+    assert_eq!(ids, ["d2", "d3", "d5", "d1", "d4"]);
+    assert_eq!(s.due_tasks(None, 6000, 2).await.expect("limit").len(), 2);
+    let expired = s.expired_leases(2000, 10).await.expect("expired");
+    let ids: Vec<_> = expired.iter().map(|t| t.task.task_id.as_str()).collect();
+    assert_eq!(ids, ["d6"], "d7's lease runs until 9000");
+    let mut counts = s.task_counts().await.expect("counts");
+    counts.sort_by(|a, b| (&a.target, a.state.as_str()).cmp(&(&b.target, b.state.as_str())));
+    let flat: Vec<_> = counts
+        .iter()
+        .map(|c| (c.target.as_str(), c.state.as_str(), c.count))
+        .collect();
+    assert_eq!(
+        flat,
+        [
+            ("w", "delayed", 2),
+            ("w", "queued", 2),
+            ("w", "running", 1),
+            ("x", "queued", 1),
+            ("x", "running", 1),
+        ]
+    );
+}
+
+/// Tasks: concurrent dispatches with one key store exactly one task.
+pub async fn concurrent_task_dedupe_stores_one(s: Arc<dyn Store>) {
+    let mut joins = Vec::new();
+    for i in 0..16 {
+        let s = s.clone();
+        joins.push(tokio::spawn(async move {
+            s.insert_task(task(
+                &format!("k{i:02}"),
+                "w",
+                TaskState::Queued,
+                1000 + i,
+                Some("same"),
+            ))
+            .await
+            .expect("insert")
+        }));
+    }
+    let mut new = 0;
+    let mut winners = std::collections::HashSet::new();
+    for j in joins {
+        match j.await.expect("join") {
+            TaskInsert::New(t) => {
+                new += 1;
+                winners.insert(t.task.task_id);
+            }
+            TaskInsert::Existing(t) => {
+                winners.insert(t.task.task_id);
+            }
+        }
+    }
+    assert_eq!(new, 1, "exactly one stored");
+    assert_eq!(winners.len(), 1, "everyone got the same task back");
 }
 
 /// Agents: insert, lookups, case-insensitive handle uniqueness, renames.

@@ -10,14 +10,14 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use clawnet_proto::Envelope;
+use clawnet_proto::{Envelope, TaskState};
 use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 
 use super::dedupe::{DedupeKey, DedupeWindow};
 use super::{
     AgentRecord, AppendLimits, Appended, AuditEntry, AuditFilter, HistoryPage, MessageDraft,
-    RoomRecord, Store, TokenRecord,
+    RoomRecord, Store, TaskCount, TaskFilter, TaskInsert, TaskRecord, TokenRecord,
 };
 use crate::error::{Error, Result};
 
@@ -67,6 +67,8 @@ pub struct MemoryStore {
     cursors: Mutex<HashMap<String, HashMap<String, u64>>>,
     audit: Mutex<(u64, VecDeque<AuditEntry>)>,
     settings: Mutex<BTreeMap<String, Value>>,
+    /// Tasks by id (ids sort by creation time).
+    tasks: Mutex<BTreeMap<String, TaskRecord>>,
 }
 
 impl Default for MemoryStore {
@@ -87,6 +89,7 @@ impl MemoryStore {
             cursors: Mutex::default(),
             audit: Mutex::default(),
             settings: Mutex::default(),
+            tasks: Mutex::default(),
         }
     }
 
@@ -415,6 +418,119 @@ impl Store for MemoryStore {
                 .collect();
         let skip = hits.len().saturating_sub(filter.limit);
         Ok(hits.into_iter().skip(skip).cloned().collect())
+    }
+
+    async fn insert_task(&self, task: TaskRecord) -> Result<TaskInsert> {
+        let mut tasks = self.tasks.lock();
+        if let Some(key) = &task.task.dedupe_key {
+            let active = tasks.values().find(|t| {
+                t.task.state.is_active()
+                    && t.task.target == task.task.target
+                    && t.task.dedupe_key.as_ref() == Some(key)
+            });
+            if let Some(t) = active {
+                return Ok(TaskInsert::Existing(t.clone()));
+            }
+        }
+        if tasks.contains_key(&task.task.task_id) {
+            return Err(Error::conflict("a task with this id exists"));
+        }
+        tasks.insert(task.task.task_id.clone(), task.clone());
+        Ok(TaskInsert::New(task))
+    }
+
+    async fn get_task(&self, task_id: &str) -> Result<Option<TaskRecord>> {
+        Ok(self.tasks.lock().get(task_id).cloned())
+    }
+
+    async fn update_task(&self, mut task: TaskRecord) -> Result<Option<TaskRecord>> {
+        let mut tasks = self.tasks.lock();
+        match tasks.get_mut(&task.task.task_id) {
+            Some(stored) if stored.version == task.version => {
+                task.version += 1;
+                *stored = task.clone();
+                Ok(Some(task))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn list_tasks(&self, f: TaskFilter) -> Result<Vec<TaskRecord>> {
+        let tasks = self.tasks.lock();
+        let from = match &f.after {
+            Some(a) => std::ops::Bound::Excluded(a.clone()),
+            None => std::ops::Bound::Unbounded,
+        };
+        Ok(tasks
+            .range((from, std::ops::Bound::Unbounded))
+            .map(|(_, t)| t)
+            .filter(|t| f.state.is_none_or(|s| t.task.state == s))
+            .filter(|t| f.target.as_ref().is_none_or(|x| &t.task.target == x))
+            .filter(|t| {
+                f.involving
+                    .as_ref()
+                    .is_none_or(|x| &t.task.target == x || &t.task.dispatched_by == x)
+            })
+            .take(f.limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn due_tasks(
+        &self,
+        target: Option<&str>,
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<TaskRecord>> {
+        let tasks = self.tasks.lock();
+        let mut due: Vec<&TaskRecord> = tasks
+            .values()
+            .filter(|t| target.is_none_or(|x| t.task.target == x))
+            .filter(|t| match t.task.state {
+                TaskState::Queued => true,
+                TaskState::Delayed => t.task.run_at <= now,
+                _ => false,
+            })
+            .collect();
+        due.sort_by(|a, b| {
+            b.task
+                .priority
+                .cmp(&a.task.priority)
+                .then(a.task.run_at.cmp(&b.task.run_at))
+                .then(a.task.task_id.cmp(&b.task.task_id))
+        });
+        Ok(due.into_iter().take(limit).cloned().collect())
+    }
+
+    async fn expired_leases(&self, now: u64, limit: usize) -> Result<Vec<TaskRecord>> {
+        Ok(self
+            .tasks
+            .lock()
+            .values()
+            .filter(|t| {
+                t.task.state == TaskState::Running && t.lease_until.is_some_and(|u| u < now)
+            })
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn task_counts(&self) -> Result<Vec<TaskCount>> {
+        let mut counts: BTreeMap<(String, &'static str), (TaskState, u64)> = BTreeMap::new();
+        for t in self.tasks.lock().values() {
+            counts
+                .entry((t.task.target.clone(), t.task.state.as_str()))
+                .or_insert((t.task.state, 0))
+                .1 += 1;
+        }
+        Ok(counts
+            .into_iter()
+            .map(|((target, _), (state, count))| TaskCount {
+                target,
+                state,
+                count,
+            })
+            .collect())
     }
 }
 

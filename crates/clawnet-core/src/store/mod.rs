@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use clawnet_proto::{Envelope, Role, RoomKind, ToType};
+use clawnet_proto::{Envelope, Role, RoomKind, Task, TaskState, ToType};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -183,6 +183,57 @@ pub struct AuditFilter {
     pub limit: usize,
 }
 
+/// A task with the fields only the hub sees.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// The task.
+    pub task: Task,
+    /// The lease of the running attempt (a random id given to the worker).
+    pub lease_id: Option<String>,
+    /// When that lease ends, ms since the epoch.
+    pub lease_until: Option<u64>,
+    /// Bumped by the store on every update; [`Store::update_task`] applies a
+    /// change only if the stored version is still the one the change was
+    /// made from, so two nodes (or a late worker and the lease sweeper)
+    /// never both move a task on.
+    pub version: u64,
+}
+
+/// The outcome of [`Store::insert_task`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskInsert {
+    /// Stored.
+    New(TaskRecord),
+    /// An active task of the same target has this `dedupe_key`; nothing stored.
+    Existing(TaskRecord),
+}
+
+/// Filter for [`Store::list_tasks`]; every field narrows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskFilter {
+    /// Only this state.
+    pub state: Option<TaskState>,
+    /// Only this target.
+    pub target: Option<String>,
+    /// Only tasks this agent dispatched or runs.
+    pub involving: Option<String>,
+    /// Only ids after this one.
+    pub after: Option<String>,
+    /// At most this many, by id (oldest first).
+    pub limit: usize,
+}
+
+/// How many tasks of a target are in a state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskCount {
+    /// The target.
+    pub target: String,
+    /// The state.
+    pub state: TaskState,
+    /// How many.
+    pub count: u64,
+}
+
 /// Everything the hub keeps. See the module docs for the durability contract.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -268,4 +319,32 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn append_audit(&self, entry: AuditEntry) -> Result<AuditEntry>;
     /// Read audit entries, oldest first.
     async fn list_audit(&self, filter: AuditFilter) -> Result<Vec<AuditEntry>>;
+
+    /// Store a new task (its `version` is stored as given, normally 0),
+    /// unless it has a `dedupe_key` and an active task (queued, delayed,
+    /// running) of the same target has that key: then nothing is stored and
+    /// that task is returned. Atomic: of concurrent inserts with one key,
+    /// exactly one is stored.
+    async fn insert_task(&self, task: TaskRecord) -> Result<TaskInsert>;
+    /// The task with this id.
+    async fn get_task(&self, task_id: &str) -> Result<Option<TaskRecord>>;
+    /// Replace a task if its stored `version` equals `task.version`; the
+    /// stored copy gets `version + 1` and is returned. `None` if the version
+    /// moved on (someone else changed it first) or the task is unknown.
+    async fn update_task(&self, task: TaskRecord) -> Result<Option<TaskRecord>>;
+    /// Tasks matching the filter, by id (oldest first).
+    async fn list_tasks(&self, filter: TaskFilter) -> Result<Vec<TaskRecord>>;
+    /// Tasks that may start now (of one target, or all): `queued` ones, and
+    /// `delayed` ones whose `run_at <= now`; highest `priority` first, then
+    /// earliest `run_at`, then id. At most `limit`.
+    async fn due_tasks(
+        &self,
+        target: Option<&str>,
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<TaskRecord>>;
+    /// `running` tasks whose `lease_until` is before `now`, at most `limit`.
+    async fn expired_leases(&self, now: u64, limit: usize) -> Result<Vec<TaskRecord>>;
+    /// Task counts per target and state (pairs with no task left out).
+    async fn task_counts(&self) -> Result<Vec<TaskCount>>;
 }

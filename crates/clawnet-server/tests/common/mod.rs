@@ -62,6 +62,7 @@ pub async fn start_on(
     let hub = b.build().await.expect("hub builds");
     hub.bootstrap(Some(MASTER)).await.expect("bootstrap");
     hub.spawn_cursor_flusher();
+    hub.spawn_task_sweeper();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -1,0 +1,729 @@
+//! Tasks (SPEC §5): dispatch, leases, results, retries with backoff, dead
+//! letters with a redacted alert, and the worker slots of this node.
+//!
+//! Every transition is a compare-and-set on the task's `version`
+//! ([`Store::update_task`]), so a late worker, the lease sweeper and another
+//! node can race without moving a task twice. Claiming is driven by events
+//! (a dispatch, a freed slot, a worker connecting) and by a sweep that picks
+//! up delayed tasks that came due and leases that ran out.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use clawnet_proto::methods::events;
+use clawnet_proto::methods::{RoomCreateParams, SendParams};
+use clawnet_proto::tasks::{
+    DispatchParams, DispatchResult, ProgressParams, ProgressResult, ResultParams,
+    TaskDispatchEvent, TaskList, TaskListParams, TaskOrigin, TaskUpdatedEvent,
+};
+use clawnet_proto::{Role, Task, TaskState, ToType};
+use parking_lot::Mutex;
+use serde_json::json;
+
+use crate::backoff::retry_delay;
+use crate::error::{Error, Result};
+use crate::fanout::Conn;
+use crate::frames::event_frame;
+use crate::hub::{Hub, SYSTEM_AGENT};
+use crate::store::{TaskFilter, TaskInsert, TaskRecord};
+
+/// Most tasks a list returns.
+pub const MAX_LIST: usize = 1000;
+const MAX_KIND_LEN: usize = 64;
+
+/// One connection that takes tasks.
+#[derive(Debug)]
+struct Slot {
+    conn: Arc<Conn>,
+    concurrency: usize,
+    running: usize,
+}
+
+/// This node's worker connections, running leases and dispatch counters.
+#[derive(Debug, Default)]
+pub(crate) struct Workers {
+    /// Agent id → its worker connections.
+    slots: Mutex<HashMap<String, Vec<Slot>>>,
+    /// Task id → (agent, connection id) running it here.
+    leases: Mutex<HashMap<String, (String, u64)>>,
+    /// Dispatcher → times of its dispatches in the last minute.
+    recent: Mutex<HashMap<String, VecDeque<u64>>>,
+    /// Serializes claiming on this node (the store's compare-and-set keeps
+    /// nodes apart; this keeps one node from claiming the same task twice
+    /// and wasting a round trip).
+    claim: tokio::sync::Mutex<()>,
+}
+
+impl Workers {
+    /// A connection with a free slot of `agent`, taken.
+    fn take_slot(&self, agent: &str) -> Option<Arc<Conn>> {
+        let mut slots = self.slots.lock();
+        let list = slots.get_mut(agent)?;
+        let s = list
+            .iter_mut()
+            .filter(|s| s.running < s.concurrency && s.conn.closing().is_none())
+            .min_by_key(|s| s.running)?;
+        s.running += 1;
+        Some(s.conn.clone())
+    }
+
+    fn free_slot(&self, agent: &str, conn_id: u64) {
+        if let Some(list) = self.slots.lock().get_mut(agent) {
+            if let Some(s) = list.iter_mut().find(|s| s.conn.id == conn_id) {
+                s.running = s.running.saturating_sub(1);
+            }
+        }
+    }
+
+    fn has_free_slot(&self, agent: &str) -> bool {
+        self.slots
+            .lock()
+            .get(agent)
+            .is_some_and(|l| l.iter().any(|s| s.running < s.concurrency))
+    }
+
+    fn agents_with_free_slots(&self) -> Vec<String> {
+        self.slots
+            .lock()
+            .iter()
+            .filter(|(_, l)| l.iter().any(|s| s.running < s.concurrency))
+            .map(|(a, _)| a.clone())
+            .collect()
+    }
+
+    /// Record a dispatch by `who` at `now` unless `limit` per minute is
+    /// reached; returns the count in the last minute when refused.
+    fn admit_dispatch(
+        &self,
+        who: &str,
+        now: u64,
+        limit: u32,
+    ) -> std::result::Result<(), (usize, u64)> {
+        if limit == 0 {
+            return Ok(());
+        }
+        let mut recent = self.recent.lock();
+        let q = recent.entry(who.to_owned()).or_default();
+        while q.front().is_some_and(|t| *t + 60_000 <= now) {
+            q.pop_front();
+        }
+        if q.len() >= limit as usize {
+            let retry = q.front().map_or(1000, |t| (t + 60_000).saturating_sub(now));
+            return Err((q.len(), retry.max(1)));
+        }
+        q.push_back(now);
+        Ok(())
+    }
+
+    /// Forget dispatchers idle for a minute (keeps the map bounded).
+    fn prune(&self, now: u64) {
+        self.recent
+            .lock()
+            .retain(|_, q| q.back().is_some_and(|t| *t + 60_000 > now));
+    }
+}
+
+fn clamp_limit(limit: Option<usize>) -> usize {
+    limit.unwrap_or(100).clamp(1, MAX_LIST)
+}
+
+impl Hub {
+    /// Dispatch a task to an agent. The result leaves after the task is
+    /// stored; a `dedupe_key` of an active task of the same target returns
+    /// that task instead.
+    pub async fn dispatch(
+        &self,
+        actor: &str,
+        p: DispatchParams,
+        origin: Option<TaskOrigin>,
+    ) -> Result<DispatchResult> {
+        self.check_payload(&p.payload)?;
+        crate::chat::check_key("dedupe_key", &p.dedupe_key)?;
+        let kind = p.kind.unwrap_or_else(|| "task".to_owned());
+        if kind.is_empty() || kind.len() > MAX_KIND_LEN || kind.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "kind",
+                format!("kind must be 1..={MAX_KIND_LEN} bytes without control characters"),
+            ));
+        }
+        let cfg = &self.inner.cfg.tasks;
+        let max_attempts = p.max_attempts.unwrap_or(cfg.max_attempts);
+        if !(1..=100).contains(&max_attempts) {
+            return Err(Error::invalid(
+                "max_attempts",
+                "max_attempts must be 1..=100",
+            ));
+        }
+        let me = self.agent(actor).await?;
+        let target = self.resolve_agent(&p.target).await?;
+        let now = self.now();
+        if let Err((count, retry)) =
+            self.inner
+                .workers
+                .admit_dispatch(actor, now, cfg.dispatches_per_minute)
+        {
+            return Err(Error::rate_limited(
+                format!(
+                    "dispatch limit reached: {count} dispatches in the last minute (limit {} per minute)",
+                    cfg.dispatches_per_minute
+                ),
+                retry,
+            ));
+        }
+        if cfg.max_pending > 0 {
+            let pending: u64 = self
+                .inner
+                .store
+                .task_counts()
+                .await?
+                .into_iter()
+                .filter(|c| c.target == target.agent_id)
+                .filter(|c| matches!(c.state, TaskState::Queued | TaskState::Delayed))
+                .map(|c| c.count)
+                .sum();
+            if pending >= u64::from(cfg.max_pending) {
+                return Err(Error::rate_limited(
+                    format!(
+                        "{} has {pending} pending tasks (limit {} per target)",
+                        target.handle, cfg.max_pending
+                    ),
+                    1000,
+                ));
+            }
+        }
+        let run_at = p
+            .run_at
+            .or_else(|| p.delay_ms.map(|d| now.saturating_add(d)))
+            .unwrap_or(now);
+        let task = Task {
+            task_id: format!("t_{}", self.inner.ids.next(now)),
+            target: target.agent_id.clone(),
+            dispatched_by: me.agent_id.clone(),
+            kind,
+            payload: p.payload,
+            dedupe_key: p.dedupe_key,
+            state: if run_at > now {
+                TaskState::Delayed
+            } else {
+                TaskState::Queued
+            },
+            attempts: 0,
+            max_attempts,
+            run_at,
+            priority: p.priority.unwrap_or(0),
+            result: None,
+            error: None,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            finished_at: None,
+            origin,
+            backoff_base_ms: p.backoff_base_ms.unwrap_or(cfg.backoff_base_ms),
+            backoff_cap_ms: p.backoff_cap_ms.unwrap_or(cfg.backoff_cap_ms),
+        };
+        let rec = TaskRecord {
+            task,
+            lease_id: None,
+            lease_until: None,
+            version: 0,
+        };
+        match self.inner.store.insert_task(rec).await? {
+            TaskInsert::Existing(t) => Ok(DispatchResult {
+                task: self.visible(&me.role, t.task),
+                duplicate: true,
+            }),
+            TaskInsert::New(t) => {
+                self.job_event(actor, "task.queued", &t.task).await;
+                self.announce(&t.task);
+                if t.task.state == TaskState::Queued {
+                    self.start_due(&t.task.target).await;
+                }
+                Ok(DispatchResult {
+                    task: self.visible(&me.role, t.task),
+                    duplicate: false,
+                })
+            }
+        }
+    }
+
+    /// One task, if the caller may see it.
+    pub async fn task(&self, actor: &str, task_id: &str) -> Result<Task> {
+        let (me, rec) = self.readable_task(actor, task_id).await?;
+        Ok(self.visible(&me, rec.task))
+    }
+
+    /// Tasks the caller may see, by id.
+    pub async fn tasks(&self, actor: &str, p: TaskListParams) -> Result<TaskList> {
+        let me = self.agent(actor).await?;
+        let limit = clamp_limit(p.limit);
+        let recs = self
+            .inner
+            .store
+            .list_tasks(TaskFilter {
+                state: p.state,
+                target: p.target,
+                involving: (!me.role.reads_everything()).then(|| me.agent_id.clone()),
+                after: p.after,
+                limit: limit + 1,
+            })
+            .await?;
+        let more = recs.len() > limit;
+        let tasks: Vec<Task> = recs
+            .into_iter()
+            .take(limit)
+            .map(|r| self.visible(&me.role, r.task))
+            .collect();
+        let next = more
+            .then(|| tasks.last().map(|t| t.task_id.clone()))
+            .flatten();
+        Ok(TaskList { tasks, next })
+    }
+
+    /// Put a failed (dead-lettered) task back in its queue with fresh
+    /// attempts. Master only (SPEC §6).
+    pub async fn retry_task(&self, actor: &str, task_id: &str) -> Result<Task> {
+        let me = self.agent(actor).await?;
+        if me.role != Role::Master {
+            return self
+                .refuse(
+                    actor,
+                    "task.retry",
+                    task_id,
+                    "retrying a task needs the master role".into(),
+                )
+                .await;
+        }
+        let rec = self.stored_task(task_id).await?;
+        if rec.task.state != TaskState::Failed {
+            return Err(Error::conflict(format!(
+                "only failed tasks can be retried; this one is {}",
+                rec.task.state.as_str()
+            )));
+        }
+        let now = self.now();
+        let mut next = rec.clone();
+        next.task.state = TaskState::Queued;
+        next.task.attempts = 0;
+        next.task.run_at = now;
+        next.task.updated_at = now;
+        next.task.finished_at = None;
+        let t = self.transition(next).await?;
+        self.job_event(actor, "task.requeued", &t.task).await;
+        self.announce(&t.task);
+        self.start_due(&t.task.target).await;
+        Ok(t.task)
+    }
+
+    /// Cancel a queued or delayed task: its dispatcher or master.
+    pub async fn cancel_task(&self, actor: &str, task_id: &str) -> Result<Task> {
+        let (me, rec) = self.readable_task(actor, task_id).await?;
+        if me != Role::Master && rec.task.dispatched_by != actor {
+            return self
+                .refuse(
+                    actor,
+                    "task.cancel",
+                    task_id,
+                    "only the dispatcher or master can cancel a task".into(),
+                )
+                .await;
+        }
+        if !matches!(rec.task.state, TaskState::Queued | TaskState::Delayed) {
+            return Err(Error::conflict(format!(
+                "only queued or delayed tasks can be cancelled; this one is {}",
+                rec.task.state.as_str()
+            )));
+        }
+        let now = self.now();
+        let mut next = rec;
+        next.task.state = TaskState::Cancelled;
+        next.task.updated_at = now;
+        next.task.finished_at = Some(now);
+        let t = self.transition(next).await?;
+        self.job_event(actor, "task.cancelled", &t.task).await;
+        self.announce(&t.task);
+        Ok(self.visible(&me, t.task))
+    }
+
+    /// A worker is still at a task: extend its lease.
+    pub async fn task_progress(&self, actor: &str, p: ProgressParams) -> Result<ProgressResult> {
+        let rec = self.leased(actor, &p.task_id, &p.lease_id).await?;
+        let until = self.now() + self.inner.cfg.tasks.lease_ms;
+        let mut next = rec;
+        next.lease_until = Some(until);
+        self.transition(next).await?;
+        Ok(ProgressResult { lease_until: until })
+    }
+
+    /// A worker reports the outcome of its attempt.
+    pub async fn task_result(&self, actor: &str, p: ResultParams) -> Result<Task> {
+        let rec = self.leased(actor, &p.task_id, &p.lease_id).await?;
+        let now = self.now();
+        let t = if p.ok {
+            let mut next = rec;
+            next.task.state = TaskState::Succeeded;
+            next.task.result = Some(p.output.unwrap_or(serde_json::Value::Null));
+            next.task.error = None;
+            next.task.updated_at = now;
+            next.task.finished_at = Some(now);
+            next.lease_id = None;
+            next.lease_until = None;
+            let t = self.transition(next).await?;
+            self.job_event(actor, "task.completed", &t.task).await;
+            t
+        } else {
+            let error = p
+                .error
+                .unwrap_or_else(|| "the worker reported a failure".into());
+            self.fail_attempt(rec, error, actor).await?
+        };
+        self.release(&t.task);
+        self.announce(&t.task);
+        self.start_due(&t.task.target).await;
+        Ok(self.visible(&Role::Worker, t.task))
+    }
+
+    /// Take a connection's offer to run tasks (`connect {"worker": true}`),
+    /// after its connect result and replay went out.
+    pub async fn worker_ready(&self, conn: &Arc<Conn>, concurrency: usize) {
+        let agent = conn.agent_id.to_string();
+        self.inner
+            .workers
+            .slots
+            .lock()
+            .entry(agent.clone())
+            .or_default()
+            .push(Slot {
+                conn: conn.clone(),
+                concurrency: concurrency.max(1),
+                running: 0,
+            });
+        self.start_due(&agent).await;
+    }
+
+    /// Forget a closed connection's slots. Its running tasks keep their
+    /// leases: a worker that reconnects in time may still report them, and
+    /// the lease sweep retries them otherwise.
+    pub(crate) fn worker_gone(&self, conn: &Conn) {
+        let mut slots = self.inner.workers.slots.lock();
+        if let Some(list) = slots.get_mut(conn.agent_id.as_ref()) {
+            list.retain(|s| s.conn.id != conn.id);
+            if list.is_empty() {
+                slots.remove(conn.agent_id.as_ref());
+            }
+        }
+    }
+
+    /// Background work: expired leases become failed attempts; delayed
+    /// tasks that came due start where a slot is free.
+    pub(crate) async fn sweep_tasks(&self) {
+        let now = self.now();
+        self.inner.workers.prune(now);
+        match self.inner.store.expired_leases(now, 256).await {
+            Ok(expired) => {
+                for rec in expired {
+                    let target = rec.task.target.clone();
+                    match self
+                        .fail_attempt(rec, "the lease expired before a result came".into(), "hub")
+                        .await
+                    {
+                        Ok(t) => {
+                            self.release(&t.task);
+                            self.announce(&t.task);
+                        }
+                        Err(e) => tracing::debug!(error = %e, "lease expiry lost a race"),
+                    }
+                    self.start_due(&target).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "task sweep: cannot read leases"),
+        }
+        for agent in self.inner.workers.agents_with_free_slots() {
+            self.start_due(&agent).await;
+        }
+    }
+
+    /// Claim due tasks of `target` for its free worker slots on this node.
+    async fn start_due(&self, target: &str) {
+        let w = &self.inner.workers;
+        if !w.has_free_slot(target) {
+            return;
+        }
+        let _claiming = w.claim.lock().await;
+        loop {
+            let now = self.now();
+            let due = match self.inner.store.due_tasks(Some(target), now, 16).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, target, "cannot read due tasks");
+                    return;
+                }
+            };
+            if due.is_empty() {
+                return;
+            }
+            for rec in due {
+                let Some(conn) = w.take_slot(target) else {
+                    return;
+                };
+                let lease_id = crate::tokens::new_token_id();
+                let mut next = rec;
+                next.task.state = TaskState::Running;
+                next.task.attempts += 1;
+                next.task.started_at = Some(now);
+                next.task.updated_at = now;
+                next.lease_id = Some(lease_id.clone());
+                next.lease_until = Some(now + self.inner.cfg.tasks.lease_ms);
+                match self.inner.store.update_task(next).await {
+                    Ok(Some(t)) => {
+                        w.leases
+                            .lock()
+                            .insert(t.task.task_id.clone(), (target.to_owned(), conn.id));
+                        let ev = TaskDispatchEvent {
+                            task: t.task.clone().for_worker(),
+                            lease_id,
+                            lease_until: t.lease_until.unwrap_or(now),
+                        };
+                        conn.push(&event_frame(events::TASK_DISPATCH, None, &ev), now);
+                        self.job_event("hub", "task.started", &t.task).await;
+                        self.announce(&t.task);
+                    }
+                    Ok(None) => w.free_slot(target, conn.id),
+                    Err(e) => {
+                        w.free_slot(target, conn.id);
+                        tracing::warn!(error = %e, target, "cannot claim a task");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A failed attempt: back to `delayed` with backoff, or `failed` for
+    /// good (dead letter, alert) when the attempts are used up.
+    async fn fail_attempt(
+        &self,
+        rec: TaskRecord,
+        error: String,
+        actor: &str,
+    ) -> Result<TaskRecord> {
+        let now = self.now();
+        let mut next = rec;
+        next.task.error = Some(error);
+        next.task.updated_at = now;
+        next.lease_id = None;
+        next.lease_until = None;
+        if next.task.attempts < next.task.max_attempts {
+            next.task.state = TaskState::Delayed;
+            next.task.run_at = now
+                + retry_delay(
+                    next.task.attempts,
+                    next.task.backoff_base_ms,
+                    next.task.backoff_cap_ms,
+                );
+            let t = self.transition(next).await?;
+            self.job_event(actor, "task.retried", &t.task).await;
+            Ok(t)
+        } else {
+            next.task.state = TaskState::Failed;
+            next.task.finished_at = Some(now);
+            let t = self.transition(next).await?;
+            self.job_event(actor, "task.failed", &t.task).await;
+            self.alert_dead_letter(&t.task).await;
+            Ok(t)
+        }
+    }
+
+    /// Create the hub's own agent and the private alert room if they are
+    /// missing (at start).
+    pub(crate) async fn ensure_system_agent(&self) -> Result<()> {
+        let store = &self.inner.store;
+        if store.get_agent(SYSTEM_AGENT).await?.is_none() {
+            store
+                .insert_agent(crate::store::AgentRecord {
+                    agent_id: SYSTEM_AGENT.to_owned(),
+                    handle: SYSTEM_AGENT.to_owned(),
+                    role: Role::Warden,
+                    created_at: self.now(),
+                    created_by: None,
+                })
+                .await?;
+        }
+        let room = self.inner.cfg.tasks.alert_room.clone();
+        if store.get_room(&room).await?.is_none() {
+            self.create_room(
+                SYSTEM_AGENT,
+                RoomCreateParams {
+                    name: room,
+                    private: true,
+                    retention: None,
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Post a message as the hub's own agent.
+    async fn post_as_hub(
+        &self,
+        room: &str,
+        payload: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        self.send(
+            SYSTEM_AGENT,
+            SendParams {
+                to_type: ToType::Room,
+                to_id: Some(room.to_owned()),
+                payload,
+                dedupe_key: None,
+                thread_id: None,
+                reply_to: None,
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Run [`Hub::sweep_tasks`] every `tasks.sweep_ms` until the hub is dropped.
+    pub fn spawn_task_sweeper(&self) -> tokio::task::JoinHandle<()> {
+        let every = std::time::Duration::from_millis(self.inner.cfg.tasks.sweep_ms.max(10));
+        self.spawn_every(every, |hub| async move { hub.sweep_tasks().await })
+    }
+
+    /// Post a redacted alert about a dead-lettered task to the alert room.
+    async fn alert_dead_letter(&self, t: &Task) {
+        let room = self.inner.cfg.tasks.alert_room.clone();
+        let content = serde_json::to_string(&t.payload).unwrap_or_default();
+        let text = format!(
+            "task {} ({}) for {} failed after {} attempts: {}",
+            t.task_id,
+            t.kind,
+            t.target,
+            t.attempts,
+            crate::redact::redact_alert(t.error.as_deref().unwrap_or("")),
+        );
+        let mut payload = serde_json::Map::new();
+        payload.insert("text".into(), text.into());
+        payload.insert("task_id".into(), t.task_id.clone().into());
+        payload.insert("alert".into(), "task.failed".into());
+        payload.insert(
+            "content".into(),
+            crate::redact::redact_alert(&content).into(),
+        );
+        if let Err(e) = self.post_as_hub(&room, payload).await {
+            tracing::warn!(error = %e, room, "cannot post a task alert");
+        }
+    }
+
+    /// The stored task, or `not_found`.
+    async fn stored_task(&self, task_id: &str) -> Result<TaskRecord> {
+        self.inner
+            .store
+            .get_task(task_id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no task '{task_id}'")))
+    }
+
+    /// The caller's role and the task, if the caller may see it: master and
+    /// warden always, a worker if it dispatched or runs it.
+    async fn readable_task(&self, actor: &str, task_id: &str) -> Result<(Role, TaskRecord)> {
+        let me = self.agent(actor).await?;
+        let rec = self.stored_task(task_id).await?;
+        if me.role.reads_everything() || rec.task.target == actor || rec.task.dispatched_by == actor
+        {
+            return Ok((me.role, rec));
+        }
+        self.refuse(
+            actor,
+            "task.get",
+            task_id,
+            "a worker sees only tasks it dispatched or runs".into(),
+        )
+        .await
+    }
+
+    /// The task `actor` holds the lease `lease_id` of, running.
+    async fn leased(&self, actor: &str, task_id: &str, lease_id: &str) -> Result<TaskRecord> {
+        let rec = self.stored_task(task_id).await?;
+        if rec.task.target != actor {
+            return self
+                .refuse(
+                    actor,
+                    "task.result",
+                    task_id,
+                    "this task is not yours".into(),
+                )
+                .await;
+        }
+        if rec.task.state != TaskState::Running || rec.lease_id.as_deref() != Some(lease_id) {
+            return Err(Error::conflict(
+                "this lease is over (expired, or the task moved on); the result is not recorded",
+            ));
+        }
+        Ok(rec)
+    }
+
+    /// Store a transition made from `next.version`; `conflict` if the task
+    /// moved on meanwhile.
+    async fn transition(&self, next: TaskRecord) -> Result<TaskRecord> {
+        self.inner
+            .store
+            .update_task(next)
+            .await?
+            .ok_or_else(|| Error::conflict("the task changed meanwhile; read it again"))
+    }
+
+    /// Free the worker slot a finished attempt held on this node.
+    fn release(&self, t: &Task) {
+        let held = self.inner.workers.leases.lock().remove(&t.task_id);
+        if let Some((agent, conn)) = held {
+            self.inner.workers.free_slot(&agent, conn);
+        }
+    }
+
+    /// Tell the dispatcher and the target that a task changed.
+    fn announce(&self, t: &Task) {
+        let ev = TaskUpdatedEvent {
+            task: t.clone().for_worker(),
+        };
+        let frame = event_frame(events::TASK_UPDATED, None, &ev);
+        let now = self.now();
+        let mut to = vec![t.target.as_str()];
+        if t.dispatched_by != t.target {
+            to.push(t.dispatched_by.as_str());
+        }
+        for agent in to {
+            for c in self.inner.fanout.connections_of(agent) {
+                c.push(&frame, now);
+            }
+        }
+    }
+
+    /// The task as `role` may see it.
+    fn visible(&self, role: &Role, t: Task) -> Task {
+        if role.reads_everything() {
+            t
+        } else {
+            t.for_worker()
+        }
+    }
+
+    /// A job event in the audit trail (`type` = `task`).
+    async fn job_event(&self, actor: &str, action: &str, t: &Task) {
+        self.audit(
+            "task",
+            actor,
+            action,
+            &t.task_id,
+            t.error.clone().filter(|_| action != "task.completed"),
+            json!({
+                "target": t.target,
+                "dispatched_by": t.dispatched_by,
+                "kind": t.kind,
+                "state": t.state.as_str(),
+                "attempts": t.attempts,
+            }),
+        )
+        .await;
+    }
+}

@@ -1,0 +1,197 @@
+//! The task half of the SQLite store: statements over the `tasks` table
+//! (migration 0004), run by `sqlite.rs` on its writer or reader connections.
+
+use clawnet_core::error::{Error, Result};
+use clawnet_core::store::{TaskCount, TaskFilter, TaskInsert, TaskRecord};
+use clawnet_proto::TaskState;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+fn db<T>(r: rusqlite::Result<T>) -> Result<T> {
+    r.map_err(Error::unavailable)
+}
+
+const COLUMNS: &str = "doc, version";
+
+fn record(r: &Row<'_>) -> rusqlite::Result<(String, i64)> {
+    Ok((r.get(0)?, r.get(1)?))
+}
+
+fn decode((doc, version): (String, i64)) -> Result<TaskRecord> {
+    let mut t: TaskRecord = serde_json::from_str(&doc)
+        .map_err(|e| Error::unavailable(format!("corrupt stored task: {e}")))?;
+    t.version = version as u64;
+    Ok(t)
+}
+
+fn decode_all(rows: Vec<(String, i64)>) -> Result<Vec<TaskRecord>> {
+    rows.into_iter().map(decode).collect()
+}
+
+fn encode(t: &TaskRecord) -> Result<String> {
+    serde_json::to_string(t).map_err(Error::unavailable)
+}
+
+/// See `Store::insert_task`; runs on the writer, so the check and the
+/// insert cannot interleave with another insert.
+pub(crate) fn insert(c: &Connection, t: TaskRecord) -> Result<TaskInsert> {
+    if let Some(key) = &t.task.dedupe_key {
+        let existing = db(c
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM tasks WHERE target = ?1 AND dedupe_key = ?2 \
+                 AND state IN ('queued', 'delayed', 'running')"
+            ))
+            .and_then(|mut s| s.query_row(params![t.task.target, key], record).optional()))?;
+        if let Some(row) = existing {
+            return Ok(TaskInsert::Existing(decode(row)?));
+        }
+    }
+    let taken: Option<i64> = db(c
+        .prepare_cached("SELECT 1 FROM tasks WHERE task_id = ?1")
+        .and_then(|mut s| {
+            s.query_row(params![t.task.task_id], |r| r.get(0))
+                .optional()
+        }))?;
+    if taken.is_some() {
+        return Err(Error::conflict(format!(
+            "a task with id '{}' exists",
+            t.task.task_id
+        )));
+    }
+    let doc = encode(&t)?;
+    db(c.prepare_cached(
+        "INSERT INTO tasks (task_id, target, dispatched_by, state, priority, run_at, \
+         lease_until, dedupe_key, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            t.task.task_id,
+            t.task.target,
+            t.task.dispatched_by,
+            t.task.state.as_str(),
+            t.task.priority,
+            t.task.run_at as i64,
+            t.lease_until.map(|u| u as i64),
+            t.task.dedupe_key,
+            t.version as i64,
+            doc,
+        ])
+    }))?;
+    Ok(TaskInsert::New(t))
+}
+
+/// See `Store::update_task`.
+pub(crate) fn update(c: &Connection, mut t: TaskRecord) -> Result<Option<TaskRecord>> {
+    let from = t.version;
+    t.version = from + 1;
+    let doc = encode(&t)?;
+    let n = db(c
+        .prepare_cached(
+            "UPDATE tasks SET state = ?1, priority = ?2, run_at = ?3, lease_until = ?4, \
+             dedupe_key = ?5, version = ?6, doc = ?7 WHERE task_id = ?8 AND version = ?9",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                t.task.state.as_str(),
+                t.task.priority,
+                t.task.run_at as i64,
+                t.lease_until.map(|u| u as i64),
+                t.task.dedupe_key,
+                t.version as i64,
+                doc,
+                t.task.task_id,
+                from as i64,
+            ])
+        }))?;
+    Ok((n == 1).then_some(t))
+}
+
+/// See `Store::get_task`.
+pub(crate) fn get(c: &Connection, task_id: &str) -> Result<Option<TaskRecord>> {
+    db(
+        c.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE task_id = ?1"))
+            .and_then(|mut s| s.query_row(params![task_id], record).optional()),
+    )?
+    .map(decode)
+    .transpose()
+}
+
+/// See `Store::list_tasks`.
+pub(crate) fn list(c: &Connection, f: &TaskFilter) -> Result<Vec<TaskRecord>> {
+    let rows = db(c
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM tasks WHERE (?1 IS NULL OR state = ?1) \
+             AND (?2 IS NULL OR target = ?2) \
+             AND (?3 IS NULL OR target = ?3 OR dispatched_by = ?3) \
+             AND (?4 IS NULL OR task_id > ?4) ORDER BY task_id LIMIT ?5"
+        ))
+        .and_then(|mut s| {
+            s.query_map(
+                params![
+                    f.state.map(TaskState::as_str),
+                    f.target,
+                    f.involving,
+                    f.after,
+                    f.limit as i64
+                ],
+                record,
+            )?
+            .collect()
+        }))?;
+    decode_all(rows)
+}
+
+/// See `Store::due_tasks`.
+pub(crate) fn due(
+    c: &Connection,
+    target: Option<&str>,
+    now: u64,
+    limit: usize,
+) -> Result<Vec<TaskRecord>> {
+    let rows = db(c
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM tasks WHERE (?1 IS NULL OR target = ?1) \
+             AND (state = 'queued' OR (state = 'delayed' AND run_at <= ?2)) \
+             ORDER BY priority DESC, run_at, task_id LIMIT ?3"
+        ))
+        .and_then(|mut s| {
+            s.query_map(params![target, now as i64, limit as i64], record)?
+                .collect()
+        }))?;
+    decode_all(rows)
+}
+
+/// See `Store::expired_leases`.
+pub(crate) fn expired(c: &Connection, now: u64, limit: usize) -> Result<Vec<TaskRecord>> {
+    let rows = db(c
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM tasks WHERE state = 'running' AND lease_until < ?1 \
+             ORDER BY lease_until LIMIT ?2"
+        ))
+        .and_then(|mut s| {
+            s.query_map(params![now as i64, limit as i64], record)?
+                .collect()
+        }))?;
+    decode_all(rows)
+}
+
+/// See `Store::task_counts`.
+pub(crate) fn counts(c: &Connection) -> Result<Vec<TaskCount>> {
+    let rows: Vec<(String, String, i64)> = db(c
+        .prepare_cached("SELECT target, state, COUNT(*) FROM tasks GROUP BY target, state")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        }))?;
+    rows.into_iter()
+        .map(|(target, state, count)| {
+            let state = TaskState::parse(&state).ok_or_else(|| {
+                Error::unavailable(format!("unknown stored task state '{state}'"))
+            })?;
+            Ok(TaskCount {
+                target,
+                state,
+                count: count as u64,
+            })
+        })
+        .collect()
+}
