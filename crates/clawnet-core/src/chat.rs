@@ -186,6 +186,7 @@ impl Hub {
                 self.publish_ordered(&room, message_frame(&env, &json));
                 self.pace(&room).await;
                 self.notify_mentions(&env).await?;
+                self.after_message(&env);
                 Ok(SendOutcome {
                     message: env,
                     json,

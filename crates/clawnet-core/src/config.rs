@@ -62,6 +62,11 @@ pub struct TaskConfig {
     pub sweep_ms: u64,
     /// Room that dead-letter alerts are posted to (private; created at start).
     pub alert_room: String,
+    /// Consecutive failed attempts that open a target's circuit breaker
+    /// (0 = never).
+    pub breaker_failures: u32,
+    /// How long an open breaker waits before letting one trial task start.
+    pub breaker_reset_ms: u64,
 }
 
 impl Default for TaskConfig {
@@ -76,6 +81,8 @@ impl Default for TaskConfig {
             worker_concurrency: 1,
             sweep_ms: 250,
             alert_room: "alerts".into(),
+            breaker_failures: 5,
+            breaker_reset_ms: 30_000,
         }
     }
 }

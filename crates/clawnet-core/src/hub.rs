@@ -75,6 +75,10 @@ pub(crate) struct Inner {
     pub(crate) cursors: crate::cursors::CursorBuffer,
     pub(crate) directory: crate::directory::Directory,
     pub(crate) workers: crate::tasks::Workers,
+    pub(crate) queues: crate::queues::QueueState,
+    pub(crate) slash: crate::slash::SlashRegistry,
+    pub(crate) notes: std::sync::OnceLock<crate::slash::Notes>,
+    pub(crate) activations: std::sync::OnceLock<crate::inbox::Activations>,
 }
 
 /// A freshly issued credential. The token is shown once and never stored.
@@ -142,8 +146,14 @@ impl HubBuilder {
                 cursors: Default::default(),
                 directory: Default::default(),
                 workers: Default::default(),
+                queues: Default::default(),
+                slash: crate::slash::SlashRegistry::with_builtins(),
+                notes: std::sync::OnceLock::new(),
+                activations: std::sync::OnceLock::new(),
             }),
         };
+        let _ = hub.inner.notes.set(hub.spawn_note_poster());
+        let _ = hub.inner.activations.set(hub.spawn_activator());
         hub.init_sequencer(GLOBAL_ROOM).await?;
         for room in hub.inner.store.list_rooms().await? {
             hub.init_sequencer(&room.name).await?;

@@ -48,10 +48,8 @@ pub(crate) struct Workers {
     leases: Mutex<HashMap<String, (String, u64)>>,
     /// Dispatcher → times of its dispatches in the last minute.
     recent: Mutex<HashMap<String, VecDeque<u64>>>,
-    /// Serializes claiming on this node (the store's compare-and-set keeps
-    /// nodes apart; this keeps one node from claiming the same task twice
-    /// and wasting a round trip).
-    claim: tokio::sync::Mutex<()>,
+    /// Targets a claimer runs for on this node → whether it must look again.
+    claiming: Mutex<HashMap<String, bool>>,
 }
 
 impl Workers {
@@ -75,11 +73,28 @@ impl Workers {
         }
     }
 
+    fn free_slots(&self, agent: &str) -> usize {
+        self.slots.lock().get(agent).map_or(0, |l| {
+            l.iter()
+                .filter(|s| s.conn.closing().is_none())
+                .map(|s| s.concurrency.saturating_sub(s.running))
+                .sum()
+        })
+    }
+
     fn has_free_slot(&self, agent: &str) -> bool {
         self.slots
             .lock()
             .get(agent)
             .is_some_and(|l| l.iter().any(|s| s.running < s.concurrency))
+    }
+
+    pub(crate) fn has_workers(&self) -> bool {
+        !self.slots.lock().is_empty()
+    }
+
+    pub(crate) fn connected_agents(&self) -> Vec<String> {
+        self.slots.lock().keys().cloned().collect()
     }
 
     fn agents_with_free_slots(&self) -> Vec<String> {
@@ -127,6 +142,17 @@ fn clamp_limit(limit: Option<usize>) -> usize {
     limit.unwrap_or(100).clamp(1, MAX_LIST)
 }
 
+/// A task kind: 1–64 bytes without control characters.
+pub(crate) fn check_kind(kind: &str) -> Result<()> {
+    if kind.is_empty() || kind.len() > MAX_KIND_LEN || kind.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "kind",
+            format!("kind must be 1..={MAX_KIND_LEN} bytes without control characters"),
+        ));
+    }
+    Ok(())
+}
+
 impl Hub {
     /// Dispatch a task to an agent. The result leaves after the task is
     /// stored; a `dedupe_key` of an active task of the same target returns
@@ -137,15 +163,31 @@ impl Hub {
         p: DispatchParams,
         origin: Option<TaskOrigin>,
     ) -> Result<DispatchResult> {
+        self.dispatch_as(actor, p, origin, true).await
+    }
+
+    /// A dispatch by the hub on an agent's behalf (a schedule firing): not
+    /// counted against the agent's dispatches per minute.
+    pub(crate) async fn dispatch_unlimited(
+        &self,
+        actor: &str,
+        p: DispatchParams,
+        origin: Option<TaskOrigin>,
+    ) -> Result<DispatchResult> {
+        self.dispatch_as(actor, p, origin, false).await
+    }
+
+    async fn dispatch_as(
+        &self,
+        actor: &str,
+        p: DispatchParams,
+        origin: Option<TaskOrigin>,
+        rate_limited: bool,
+    ) -> Result<DispatchResult> {
         self.check_payload(&p.payload)?;
         crate::chat::check_key("dedupe_key", &p.dedupe_key)?;
         let kind = p.kind.unwrap_or_else(|| "task".to_owned());
-        if kind.is_empty() || kind.len() > MAX_KIND_LEN || kind.chars().any(char::is_control) {
-            return Err(Error::invalid(
-                "kind",
-                format!("kind must be 1..={MAX_KIND_LEN} bytes without control characters"),
-            ));
-        }
+        check_kind(&kind)?;
         let cfg = &self.inner.cfg.tasks;
         let max_attempts = p.max_attempts.unwrap_or(cfg.max_attempts);
         if !(1..=100).contains(&max_attempts) {
@@ -157,11 +199,12 @@ impl Hub {
         let me = self.agent(actor).await?;
         let target = self.resolve_agent(&p.target).await?;
         let now = self.now();
-        if let Err((count, retry)) =
-            self.inner
-                .workers
-                .admit_dispatch(actor, now, cfg.dispatches_per_minute)
-        {
+        let limit = if rate_limited {
+            cfg.dispatches_per_minute
+        } else {
+            0
+        };
+        if let Err((count, retry)) = self.inner.workers.admit_dispatch(actor, now, limit) {
             return Err(Error::rate_limited(
                 format!(
                     "dispatch limit reached: {count} dispatches in the last minute (limit {} per minute)",
@@ -171,16 +214,11 @@ impl Hub {
             ));
         }
         if cfg.max_pending > 0 {
-            let pending: u64 = self
+            let pending = self
                 .inner
                 .store
-                .task_counts()
-                .await?
-                .into_iter()
-                .filter(|c| c.target == target.agent_id)
-                .filter(|c| matches!(c.state, TaskState::Queued | TaskState::Delayed))
-                .map(|c| c.count)
-                .sum();
+                .count_tasks(&target.agent_id, &[TaskState::Queued, TaskState::Delayed])
+                .await?;
             if pending >= u64::from(cfg.max_pending) {
                 return Err(Error::rate_limited(
                     format!(
@@ -231,19 +269,43 @@ impl Hub {
             TaskInsert::Existing(t) => Ok(DispatchResult {
                 task: self.visible(&me.role, t.task),
                 duplicate: true,
+                note: None,
             }),
             TaskInsert::New(t) => {
                 self.job_event(actor, "task.queued", &t.task).await;
-                self.announce(&t.task);
+                self.announce(&t.task).await;
+                let note = self.hold_note(&t.task.target, &target.handle);
                 if t.task.state == TaskState::Queued {
-                    self.start_due(&t.task.target).await;
+                    self.start_due_with(&t.task.target, Some(t.clone())).await;
                 }
                 Ok(DispatchResult {
                     task: self.visible(&me.role, t.task),
                     duplicate: false,
+                    note,
                 })
             }
         }
+    }
+
+    /// Why a new task of `target` will not start soon, if something holds it.
+    fn hold_note(&self, target: &str, handle: &str) -> Option<String> {
+        if self.inner.queues.is_paused(target) {
+            return Some(format!(
+                "the queue of {handle} is paused; the task waits in it until resumed"
+            ));
+        }
+        let b =
+            self.inner
+                .queues
+                .breaker(target, self.now(), self.inner.cfg.tasks.breaker_reset_ms);
+        (b.state == clawnet_proto::tasks::BreakerState::Open).then(|| {
+            format!(
+                "the circuit breaker of {handle} is open after {} consecutive failures; \
+                 the task waits in the queue until {} (then one trial runs)",
+                b.failures,
+                b.retry_at.unwrap_or(0)
+            )
+        })
     }
 
     /// One task, if the caller may see it.
@@ -309,7 +371,7 @@ impl Hub {
         next.task.finished_at = None;
         let t = self.transition(next).await?;
         self.job_event(actor, "task.requeued", &t.task).await;
-        self.announce(&t.task);
+        self.announce(&t.task).await;
         self.start_due(&t.task.target).await;
         Ok(t.task)
     }
@@ -340,7 +402,7 @@ impl Hub {
         next.task.finished_at = Some(now);
         let t = self.transition(next).await?;
         self.job_event(actor, "task.cancelled", &t.task).await;
-        self.announce(&t.task);
+        self.announce(&t.task).await;
         Ok(self.visible(&me, t.task))
     }
 
@@ -368,6 +430,7 @@ impl Hub {
             next.lease_id = None;
             next.lease_until = None;
             let t = self.transition(next).await?;
+            self.inner.queues.succeeded(&t.task.target);
             self.job_event(actor, "task.completed", &t.task).await;
             t
         } else {
@@ -377,7 +440,7 @@ impl Hub {
             self.fail_attempt(rec, error, actor).await?
         };
         self.release(&t.task);
-        self.announce(&t.task);
+        self.announce(&t.task).await;
         self.start_due(&t.task.target).await;
         Ok(self.visible(&Role::Worker, t.task))
     }
@@ -418,6 +481,12 @@ impl Hub {
     pub(crate) async fn sweep_tasks(&self) {
         let now = self.now();
         self.inner.workers.prune(now);
+        if let Err(e) = self.load_paused().await {
+            tracing::warn!(error = %e, "task sweep: cannot read paused queues");
+        }
+        if let Err(e) = self.fire_schedules().await {
+            tracing::warn!(error = %e, "task sweep: cannot fire schedules");
+        }
         match self.inner.store.expired_leases(now, 256).await {
             Ok(expired) => {
                 for rec in expired {
@@ -428,7 +497,7 @@ impl Hub {
                     {
                         Ok(t) => {
                             self.release(&t.task);
-                            self.announce(&t.task);
+                            self.announce(&t.task).await;
                         }
                         Err(e) => tracing::debug!(error = %e, "lease expiry lost a race"),
                     }
@@ -442,58 +511,139 @@ impl Hub {
         }
     }
 
-    /// Claim due tasks of `target` for its free worker slots on this node.
-    async fn start_due(&self, target: &str) {
+    /// Claim due tasks of `target` for its free worker slots on this node,
+    /// unless its queue is paused or its breaker holds them.
+    pub(crate) async fn start_due(&self, target: &str) {
+        self.start_due_with(target, None).await;
+    }
+
+    /// [`Self::start_due`], trying `fresh` (a task just stored) first
+    /// without reading the queue.
+    ///
+    /// One claimer per target runs on this node at a time; a call that
+    /// finds one running asks it to look again and returns, so claims never
+    /// wait on a lock and a burst of dispatches costs one claimer.
+    async fn start_due_with(&self, target: &str, fresh: Option<TaskRecord>) {
         let w = &self.inner.workers;
-        if !w.has_free_slot(target) {
+        if !w.has_free_slot(target) || self.inner.queues.is_paused(target) {
             return;
         }
-        let _claiming = w.claim.lock().await;
-        loop {
-            let now = self.now();
-            let due = match self.inner.store.due_tasks(Some(target), now, 16).await {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(error = %e, target, "cannot read due tasks");
+        {
+            let mut claiming = w.claiming.lock();
+            match claiming.get_mut(target) {
+                Some(again) => {
+                    *again = true;
                     return;
                 }
+                None => {
+                    claiming.insert(target.to_owned(), false);
+                }
+            }
+        }
+        let mut fresh = fresh;
+        loop {
+            self.claim_rounds(target, fresh.take()).await;
+            let mut claiming = w.claiming.lock();
+            match claiming.get_mut(target) {
+                Some(again) if *again => *again = false,
+                _ => {
+                    claiming.remove(target);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Claim due tasks while there are free slots; the claims of one round
+    /// go to the store together, so they share a commit.
+    async fn claim_rounds(&self, target: &str, mut fresh: Option<TaskRecord>) {
+        let w = &self.inner.workers;
+        let reset = self.inner.cfg.tasks.breaker_reset_ms;
+        loop {
+            let free = w.free_slots(target);
+            if free == 0 || self.inner.queues.is_paused(target) {
+                return;
+            }
+            let now = self.now();
+            let due = match fresh.take() {
+                Some(rec) => vec![rec],
+                None => match self
+                    .inner
+                    .store
+                    .due_tasks(Some(target), now, free.min(64))
+                    .await
+                {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(error = %e, target, "cannot read due tasks");
+                        return;
+                    }
+                },
             };
             if due.is_empty() {
                 return;
             }
+            let mut claims = Vec::with_capacity(due.len());
             for rec in due {
-                let Some(conn) = w.take_slot(target) else {
-                    return;
-                };
-                let lease_id = crate::tokens::new_token_id();
-                let mut next = rec;
-                next.task.state = TaskState::Running;
-                next.task.attempts += 1;
-                next.task.started_at = Some(now);
-                next.task.updated_at = now;
-                next.lease_id = Some(lease_id.clone());
-                next.lease_until = Some(now + self.inner.cfg.tasks.lease_ms);
-                match self.inner.store.update_task(next).await {
-                    Ok(Some(t)) => {
-                        w.leases
-                            .lock()
-                            .insert(t.task.task_id.clone(), (target.to_owned(), conn.id));
-                        let ev = TaskDispatchEvent {
-                            task: t.task.clone().for_worker(),
-                            lease_id,
-                            lease_until: t.lease_until.unwrap_or(now),
-                        };
-                        conn.push(&event_frame(events::TASK_DISPATCH, None, &ev), now);
-                        self.job_event("hub", "task.started", &t.task).await;
-                        self.announce(&t.task);
-                    }
-                    Ok(None) => w.free_slot(target, conn.id),
-                    Err(e) => {
-                        w.free_slot(target, conn.id);
-                        tracing::warn!(error = %e, target, "cannot claim a task");
-                        return;
-                    }
+                if !self.inner.queues.admit(target, now, reset) {
+                    break;
                 }
+                let Some(conn) = w.take_slot(target) else {
+                    self.inner.queues.unadmit(target);
+                    break;
+                };
+                claims.push(self.claim(rec, conn, now));
+            }
+            if claims.is_empty() {
+                return;
+            }
+            let won = futures_util::future::join_all(claims).await;
+            if !won.into_iter().any(|w| w) {
+                // Every task went elsewhere (another node) or the store
+                // failed; the next event or sweep looks again.
+                return;
+            }
+        }
+    }
+
+    /// Move `rec` to running under a new lease and hand it to `conn`; false
+    /// if the task moved on meanwhile (the slot is given back).
+    async fn claim(&self, rec: TaskRecord, conn: Arc<Conn>, now: u64) -> bool {
+        let w = &self.inner.workers;
+        let target = rec.task.target.clone();
+        let lease_id = crate::tokens::new_token_id();
+        let mut next = rec;
+        next.task.state = TaskState::Running;
+        next.task.attempts += 1;
+        next.task.started_at = Some(now);
+        next.task.updated_at = now;
+        next.lease_id = Some(lease_id.clone());
+        next.lease_until = Some(now + self.inner.cfg.tasks.lease_ms);
+        match self.inner.store.update_task(next).await {
+            Ok(Some(t)) => {
+                w.leases
+                    .lock()
+                    .insert(t.task.task_id.clone(), (target, conn.id));
+                let ev = TaskDispatchEvent {
+                    task: t.task.clone().for_worker(),
+                    lease_id,
+                    lease_until: t.lease_until.unwrap_or(now),
+                };
+                conn.push(&event_frame(events::TASK_DISPATCH, None, &ev), now);
+                self.job_event("hub", "task.started", &t.task).await;
+                self.announce(&t.task).await;
+                true
+            }
+            Ok(None) => {
+                w.free_slot(&target, conn.id);
+                self.inner.queues.unadmit(&target);
+                false
+            }
+            Err(e) => {
+                w.free_slot(&target, conn.id);
+                self.inner.queues.unadmit(&target);
+                tracing::warn!(error = %e, target, "cannot claim a task");
+                false
             }
         }
     }
@@ -507,11 +657,27 @@ impl Hub {
         actor: &str,
     ) -> Result<TaskRecord> {
         let now = self.now();
+        let target = rec.task.target.clone();
         let mut next = rec;
         next.task.error = Some(error);
         next.task.updated_at = now;
         next.lease_id = None;
         next.lease_until = None;
+        let opened = self
+            .inner
+            .queues
+            .failed(&target, now, self.inner.cfg.tasks.breaker_failures);
+        if opened {
+            self.audit(
+                "task",
+                actor,
+                "breaker.open",
+                &target,
+                next.task.error.clone(),
+                json!({"reset_ms": self.inner.cfg.tasks.breaker_reset_ms}),
+            )
+            .await;
+        }
         if next.task.attempts < next.task.max_attempts {
             next.task.state = TaskState::Delayed;
             next.task.run_at = now
@@ -542,12 +708,15 @@ impl Hub {
                 .insert_agent(crate::store::AgentRecord {
                     agent_id: SYSTEM_AGENT.to_owned(),
                     handle: SYSTEM_AGENT.to_owned(),
-                    role: Role::Warden,
+                    // Master, so it can post task notes into any room a
+                    // command came from; it has no token.
+                    role: Role::Master,
                     created_at: self.now(),
                     created_by: None,
                 })
                 .await?;
         }
+        self.load_paused().await?;
         let room = self.inner.cfg.tasks.alert_room.clone();
         if store.get_room(&room).await?.is_none() {
             self.create_room(
@@ -681,8 +850,10 @@ impl Hub {
         }
     }
 
-    /// Tell the dispatcher and the target that a task changed.
-    fn announce(&self, t: &Task) {
+    /// Tell the dispatcher and the target that a task changed, and the room
+    /// its command came from.
+    pub(crate) async fn announce(&self, t: &Task) {
+        self.note_task(t).await;
         let ev = TaskUpdatedEvent {
             task: t.clone().for_worker(),
         };

@@ -57,6 +57,20 @@ pub enum Method {
     TaskRetry,
     /// `task.cancel`: cancel a queued or delayed task.
     TaskCancel,
+    /// `queue.list`: queues with counts per state.
+    QueueList,
+    /// `queue.pause`: stop starting a queue's tasks (master).
+    QueuePause,
+    /// `queue.resume`: start a paused queue's tasks again (master).
+    QueueResume,
+    /// `schedule.create`: register a repeatable task (idempotent).
+    ScheduleCreate,
+    /// `schedule.list`: repeatable tasks.
+    ScheduleList,
+    /// `schedule.delete`: remove a repeatable task.
+    ScheduleDelete,
+    /// `activity`: per agent offline/idle/working with queue depth and breaker.
+    Activity,
 }
 
 impl Method {
@@ -84,6 +98,13 @@ impl Method {
             "task.list" => Self::TaskList,
             "task.retry" => Self::TaskRetry,
             "task.cancel" => Self::TaskCancel,
+            "queue.list" => Self::QueueList,
+            "queue.pause" => Self::QueuePause,
+            "queue.resume" => Self::QueueResume,
+            "schedule.create" => Self::ScheduleCreate,
+            "schedule.list" => Self::ScheduleList,
+            "schedule.delete" => Self::ScheduleDelete,
+            "activity" => Self::Activity,
             _ => return None,
         })
     }
@@ -112,6 +133,13 @@ impl Method {
             Self::TaskList => "task.list",
             Self::TaskRetry => "task.retry",
             Self::TaskCancel => "task.cancel",
+            Self::QueueList => "queue.list",
+            Self::QueuePause => "queue.pause",
+            Self::QueueResume => "queue.resume",
+            Self::ScheduleCreate => "schedule.create",
+            Self::ScheduleList => "schedule.list",
+            Self::ScheduleDelete => "schedule.delete",
+            Self::Activity => "activity",
         }
     }
 }

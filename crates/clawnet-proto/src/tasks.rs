@@ -81,6 +81,10 @@ pub struct TaskOrigin {
     /// An external session or thread key. Internal: stripped for workers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
+    /// Whether the hub posts the task's lifecycle (queued, running,
+    /// succeeded, failed) into `room` (true for slash commands).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notes: bool,
 }
 
 /// A task as the hub stores and shows it.
@@ -188,6 +192,10 @@ pub struct DispatchResult {
     pub task: Task,
     /// True when the `dedupe_key` matched an active task.
     pub duplicate: bool,
+    /// Why the task will not start soon, when the hub knows: the target's
+    /// queue is paused, or its circuit breaker is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Parameters naming one task (`task.get`, `task.retry`, `task.cancel`).
@@ -282,4 +290,203 @@ pub struct ResultParams {
 pub struct TaskUpdatedEvent {
     /// The task after the change (stripped for workers).
     pub task: Task,
+}
+
+/// What an agent is doing, for activity views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    /// No live connection.
+    Offline,
+    /// Connected, no running task.
+    Idle,
+    /// Has running tasks.
+    Working,
+}
+
+impl AgentStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Offline => "offline",
+            Self::Idle => "idle",
+            Self::Working => "working",
+        }
+    }
+}
+
+/// State of a target's circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Tasks start normally.
+    Closed,
+    /// Too many consecutive failures: new tasks wait in `queued`.
+    Open,
+    /// The reset timeout passed: one trial task may start; its outcome
+    /// closes or re-opens the breaker.
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// A target's circuit breaker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerInfo {
+    /// Current state.
+    pub state: BreakerState,
+    /// Consecutive failed attempts.
+    pub failures: u32,
+    /// When it opened (absent when closed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_at: Option<u64>,
+    /// When an open breaker half-opens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<u64>,
+}
+
+/// One agent in `activity`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityEntry {
+    /// The agent.
+    pub agent_id: String,
+    /// Its handle.
+    pub handle: String,
+    /// Offline, idle or working.
+    pub status: AgentStatus,
+    /// Tasks running.
+    pub running: u64,
+    /// Tasks waiting (queued and delayed): the queue depth.
+    pub queued: u64,
+    /// Ids of the running tasks.
+    pub working_on: Vec<String>,
+    /// Whether its queue is paused.
+    pub paused: bool,
+    /// Its circuit breaker.
+    pub breaker: BreakerInfo,
+}
+
+/// `activity` result and `GET /api/v1/activity` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityList {
+    /// Agents the caller may see, by id.
+    pub agents: Vec<ActivityEntry>,
+}
+
+/// A queue: the tasks of one target agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueInfo {
+    /// Queue name: the target's agent id.
+    pub name: String,
+    /// The target's handle.
+    pub handle: String,
+    /// Paused queues start nothing; their tasks wait in `queued`.
+    pub paused: bool,
+    /// Tasks per state (every state listed, zeros included).
+    pub counts: std::collections::BTreeMap<String, u64>,
+    /// The target's circuit breaker.
+    pub breaker: BreakerInfo,
+}
+
+/// `queue.list` result and `GET /api/v1/queues` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueList {
+    /// Queues the caller may see, by name.
+    pub queues: Vec<QueueInfo>,
+}
+
+/// Parameters naming a queue (`queue.pause`, `queue.resume`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueRef {
+    /// Agent id or `@handle` of the queue's target.
+    pub name: String,
+}
+
+/// `schedule.create` parameters and `POST /api/v1/schedules` body: a task
+/// dispatched on every occurrence of a cron expression (UTC).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleParams {
+    /// Agent id or `@handle` that runs the tasks.
+    pub target: String,
+    /// Five fields (minute hour day-of-month month day-of-week) or six with
+    /// seconds first, in UTC.
+    pub cron: String,
+    /// Identifies the schedule for its target: registering the same name
+    /// again replaces the definition and keeps the id. Default: derived from
+    /// the cron expression, kind and payload, so registering the same
+    /// schedule twice is a no-op.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Kind of the tasks (default `task`).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Payload of the tasks.
+    #[serde(default)]
+    pub payload: Map<String, Value>,
+    /// Attempts per task (default `tasks.max_attempts`).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+}
+
+/// A repeatable task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// `s_` + 16 hex digits, derived from the target and the name.
+    pub schedule_id: String,
+    /// See [`ScheduleParams::name`].
+    pub name: String,
+    /// Agent id that runs the tasks.
+    pub target: String,
+    /// The cron expression.
+    pub cron: String,
+    /// Kind of the tasks.
+    pub kind: String,
+    /// Payload of the tasks.
+    pub payload: Map<String, Value>,
+    /// Attempts per task.
+    pub max_attempts: u32,
+    /// Who registered it (dispatches as this agent).
+    pub created_by: String,
+    /// Registration time, ms.
+    pub created_at: u64,
+    /// The next occurrence, ms.
+    pub next_run_at: u64,
+    /// The task of the last occurrence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_task_id: Option<String>,
+}
+
+/// `schedule.create` result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleCreated {
+    /// The schedule as stored.
+    pub schedule: Schedule,
+    /// False when it existed (the same definition, or replaced by name).
+    pub created: bool,
+}
+
+/// `schedule.list` result and `GET /api/v1/schedules` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleList {
+    /// Schedules the caller may see, by id.
+    pub schedules: Vec<Schedule>,
+}
+
+/// Parameters naming a schedule (`schedule.delete`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleRef {
+    /// The schedule.
+    pub schedule_id: String,
 }

@@ -6,7 +6,10 @@ use clawnet_proto::methods::{
     ReportParams, RoomCreateParams, RoomInviteParams, RoomList, RoomParams, SendParams,
     TypingParams,
 };
-use clawnet_proto::tasks::{DispatchParams, ProgressParams, ResultParams, TaskListParams, TaskRef};
+use clawnet_proto::tasks::{
+    DispatchParams, ProgressParams, QueueRef, ResultParams, ScheduleParams, ScheduleRef,
+    TaskListParams, TaskRef,
+};
 use clawnet_proto::ErrorCode;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -131,6 +134,34 @@ pub async fn call(hub: &Hub, agent: &str, method: Method, p: Value) -> Result<Re
             &hub.cancel_task(agent, &params::<TaskRef>(p)?.task_id)
                 .await?,
         ),
+        Method::QueueList => {
+            no_params(&p)?;
+            to_value(&hub.queues(agent).await?)
+        }
+        Method::QueuePause => to_value(
+            &hub.set_queue_paused(agent, &params::<QueueRef>(p)?.name, true)
+                .await?,
+        ),
+        Method::QueueResume => to_value(
+            &hub.set_queue_paused(agent, &params::<QueueRef>(p)?.name, false)
+                .await?,
+        ),
+        Method::ScheduleCreate => to_value(
+            &hub.create_schedule(agent, params::<ScheduleParams>(p)?)
+                .await?,
+        ),
+        Method::ScheduleList => {
+            no_params(&p)?;
+            to_value(&hub.schedules(agent).await?)
+        }
+        Method::ScheduleDelete => to_value(
+            &hub.delete_schedule(agent, &params::<ScheduleRef>(p)?.schedule_id)
+                .await?,
+        ),
+        Method::Activity => {
+            no_params(&p)?;
+            to_value(&hub.activity(agent).await?)
+        }
         Method::Ping => {
             no_params(&p)?;
             to_value(&Pong { ts: hub.now() })

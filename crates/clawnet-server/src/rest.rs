@@ -4,11 +4,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use clawnet_core::inbox::InboxSettings;
 use clawnet_core::store::AuditFilter;
 use clawnet_proto::methods::{
     PresenceList, RoomCreateParams, RoomInviteParams, RoomList, SendParams,
 };
-use clawnet_proto::tasks::{DispatchParams, DispatchResult, Task, TaskList, TaskListParams};
+use clawnet_proto::tasks::{
+    ActivityList, DispatchParams, DispatchResult, QueueInfo, QueueList, Schedule, ScheduleCreated,
+    ScheduleList, ScheduleParams, Task, TaskList, TaskListParams,
+};
 use clawnet_proto::Role;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -47,6 +51,16 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tasks/{id}", get(get_task))
         .route("/api/v1/tasks/{id}/retry", post(retry_task))
         .route("/api/v1/tasks/{id}/cancel", post(cancel_task))
+        .route("/api/v1/queues", get(list_queues))
+        .route("/api/v1/queues/{name}/pause", post(pause_queue))
+        .route("/api/v1/queues/{name}/resume", post(resume_queue))
+        .route(
+            "/api/v1/schedules",
+            get(list_schedules).post(create_schedule),
+        )
+        .route("/api/v1/schedules/{id}", delete(delete_schedule))
+        .route("/api/v1/activity", get(activity))
+        .route("/api/v1/agents/{id}/inbox", get(get_inbox).put(put_inbox))
         .route("/api/v1/logs", get(logs))
         .route("/api/logs", get(logs))
         .fallback(no_route)
@@ -373,4 +387,78 @@ async fn cancel_task(
     PathArgs(id): PathArgs<String>,
 ) -> ApiResult<Json<Task>> {
     Ok(Json(app.hub.cancel_task(caller.id(), &id).await?))
+}
+
+async fn list_queues(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<QueueList>> {
+    Ok(Json(app.hub.queues(caller.id()).await?))
+}
+
+async fn pause_queue(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathArgs(name): PathArgs<String>,
+) -> ApiResult<Json<QueueInfo>> {
+    Ok(Json(
+        app.hub.set_queue_paused(caller.id(), &name, true).await?,
+    ))
+}
+
+async fn resume_queue(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathArgs(name): PathArgs<String>,
+) -> ApiResult<Json<QueueInfo>> {
+    Ok(Json(
+        app.hub.set_queue_paused(caller.id(), &name, false).await?,
+    ))
+}
+
+async fn list_schedules(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<ScheduleList>> {
+    Ok(Json(app.hub.schedules(caller.id()).await?))
+}
+
+async fn create_schedule(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(b): Body<ScheduleParams>,
+) -> ApiResult<(StatusCode, Json<ScheduleCreated>)> {
+    let out = app.hub.create_schedule(caller.id(), b).await?;
+    let status = if out.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(out)))
+}
+
+async fn delete_schedule(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathArgs(id): PathArgs<String>,
+) -> ApiResult<Json<Schedule>> {
+    Ok(Json(app.hub.delete_schedule(caller.id(), &id).await?))
+}
+
+async fn activity(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<ActivityList>> {
+    Ok(Json(app.hub.activity(caller.id()).await?))
+}
+
+async fn get_inbox(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathArgs(id): PathArgs<String>,
+) -> ApiResult<Json<InboxSettings>> {
+    Ok(Json(app.hub.inbox_settings(caller.id(), &id).await?))
+}
+
+async fn put_inbox(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathArgs(id): PathArgs<String>,
+    Body(b): Body<InboxSettings>,
+) -> ApiResult<Json<InboxSettings>> {
+    Ok(Json(app.hub.set_inbox_settings(caller.id(), &id, b).await?))
 }

@@ -330,6 +330,7 @@ async fn workers_see_only_their_tasks_without_internal_fields() {
         message_id: Some("m1".into()),
         account: Some("acct-secret".into()),
         session: Some("sess-secret".into()),
+        notes: false,
     };
     let out = t
         .hub
@@ -412,4 +413,447 @@ async fn bad_dispatches_get_clear_errors() {
         .await
         .expect_err("unknown");
     assert!(matches!(e, ClientError::Http(404, _)), "{e:?}");
+}
+
+/// Messages of `room` posted by the hub about `task_id`, as (state, text).
+async fn notes(t: &TestHub, room: &str, task_id: &str) -> Vec<(String, String)> {
+    let h = t
+        .master()
+        .history(room, None, Some(100))
+        .await
+        .expect("history");
+    h.messages
+        .iter()
+        .filter(|m| m.from_id == "clawnet" && m.payload["task_id"] == task_id)
+        .map(|m| {
+            (
+                m.payload["task_state"].as_str().unwrap_or("").to_owned(),
+                m.payload["text"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn slash_task_in_a_room_dispatches_and_the_lifecycle_lands_in_the_timeline() {
+    let t = start_with(fast(), None).await;
+    let (boss, w) = (t.agent("boss").await, t.agent("w1").await);
+    t.rest(&boss).create_room("ops", false).await.expect("room");
+    t.rest(&w).join_room("ops").await.expect("join");
+    let mut worker = t.raw_connected(&w, json!({"worker": true})).await;
+    let (_, cmd) = t
+        .rest(&boss)
+        .send(&send_params(
+            "room",
+            Some("ops"),
+            "/task @w1 summarise the incident",
+            None,
+        ))
+        .await
+        .expect("send");
+    let ev = worker.wait_event("task.dispatch").await;
+    let task = &ev["data"]["task"];
+    assert_eq!(task["payload"]["text"], "summarise the incident");
+    assert_eq!(task["kind"], "prompt");
+    assert_eq!(task["dispatched_by"], "boss");
+    assert_eq!(task["origin"]["room"], "ops");
+    assert_eq!(task["origin"]["message_id"], cmd.message.id.as_str());
+    let id = task["task_id"].as_str().expect("id").to_owned();
+    let lease = ev["data"]["lease_id"].as_str().expect("lease").to_owned();
+    worker
+        .req(
+            "task.result",
+            json!({"task_id": id, "lease_id": lease, "ok": true, "output": {"text": "disk full on db-2"}}),
+        )
+        .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let n = notes(&t, "ops", &id).await;
+        if n.len() >= 3 {
+            let states: Vec<&str> = n.iter().map(|(s, _)| s.as_str()).collect();
+            assert_eq!(states, ["queued", "running", "succeeded"], "{n:?}");
+            assert!(n[0].1.contains("queued for @w1"), "{n:?}");
+            assert!(n[2].1.ends_with("succeeded: disk full on db-2"), "{n:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "notes so far: {n:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The command itself stays in the timeline, before the notes.
+    let h = t
+        .master()
+        .history("ops", None, Some(100))
+        .await
+        .expect("history");
+    assert_eq!(
+        h.messages[0].payload["text"],
+        "/task @w1 summarise the incident"
+    );
+
+    // A bad command answers in the room.
+    t.rest(&boss)
+        .send(&send_params("room", Some("ops"), "/task @nobody x", None))
+        .await
+        .expect("send");
+    t.rest(&boss)
+        .send(&send_params("room", Some("ops"), "/status", None))
+        .await
+        .expect("send");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let h = t
+            .master()
+            .history("ops", None, Some(100))
+            .await
+            .expect("history");
+        let texts: Vec<String> = h
+            .messages
+            .iter()
+            .filter(|m| m.from_id == "clawnet")
+            .filter_map(|m| m.payload["text"].as_str().map(str::to_owned))
+            .collect();
+        let bad = texts
+            .iter()
+            .any(|x| x.starts_with("/task: ") && x.contains("nobody"));
+        let status = texts
+            .iter()
+            .any(|x| x.starts_with("status:") && x.contains("@w1 idle"));
+        if bad && status {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "replies so far: {texts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_paused_queue_holds_its_tasks_until_resumed() {
+    let t = start_with(fast(), None).await;
+    let (boss, w) = (t.agent("boss").await, t.agent("w1").await);
+    let mut worker = t.raw_connected(&w, json!({"worker": true})).await;
+    let e = t
+        .rest(&boss)
+        .post::<Value>("/queues/w1/pause", &json!({}))
+        .await
+        .expect_err("workers cannot pause");
+    assert!(matches!(e, ClientError::Http(403, _)), "{e:?}");
+    let (_, q): (u16, Value) = t
+        .master()
+        .post("/queues/@w1/pause", &json!({}))
+        .await
+        .expect("master pauses");
+    assert_eq!(q["paused"], true);
+    let (_, out) = dispatch(&t.rest(&boss), json!({"target": "w1"}))
+        .await
+        .expect("dispatch");
+    assert!(
+        out["note"].as_str().is_some_and(|n| n.contains("paused")),
+        "{out}"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let qs: Value = t.master().get("/queues").await.expect("queues");
+    let w1 = qs["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .find(|q| q["name"] == "w1")
+        .expect("w1 listed")
+        .clone();
+    assert_eq!(w1["counts"]["queued"], 1, "{w1}");
+    assert_eq!(w1["counts"]["running"], 0, "{w1}");
+    assert!(!worker.events.iter().any(|e| e["event"] == "task.dispatch"));
+    let (_, q): (u16, Value) = t
+        .master()
+        .post("/queues/w1/resume", &json!({}))
+        .await
+        .expect("resume");
+    assert_eq!(q["paused"], false);
+    let ev = worker.wait_event("task.dispatch").await;
+    assert_eq!(ev["data"]["task"]["task_id"], out["task"]["task_id"]);
+    // Workers see their own queue only.
+    let mine: Value = t.rest(&w).get("/queues").await.expect("queues");
+    let names: Vec<&str> = mine["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .filter_map(|q| q["name"].as_str())
+        .collect();
+    assert_eq!(names, ["w1"]);
+}
+
+#[tokio::test]
+async fn the_breaker_opens_after_consecutive_failures_and_a_trial_closes_it() {
+    let clock = Arc::new(ManualClock::new(9_000_000));
+    let mut cfg = fast();
+    cfg.tasks.breaker_failures = 2;
+    cfg.tasks.breaker_reset_ms = 10_000;
+    cfg.tasks.backoff_base_ms = 1;
+    cfg.tasks.backoff_cap_ms = 1;
+    let t = start_with(cfg, Some(clock.clone())).await;
+    let (boss, w) = (t.agent("boss").await, t.agent("w1").await);
+    let mut worker = t.raw_connected(&w, json!({"worker": true})).await;
+    for i in 0..2 {
+        dispatch(&t.rest(&boss), json!({"target": "w1", "max_attempts": 1}))
+            .await
+            .expect("dispatch");
+        let ev = worker.wait_event("task.dispatch").await;
+        let (id, lease) = (
+            ev["data"]["task"]["task_id"].clone(),
+            ev["data"]["lease_id"].clone(),
+        );
+        let r = worker
+            .req(
+                "task.result",
+                json!({"task_id": id, "lease_id": lease, "ok": false, "error": format!("e{i}")}),
+            )
+            .await;
+        assert_eq!(r["result"]["state"], "failed");
+    }
+    let act: Value = t.master().get("/activity").await.expect("activity");
+    let w1 = act["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|a| a["agent_id"] == "w1")
+        .expect("w1")
+        .clone();
+    assert_eq!(w1["breaker"]["state"], "open", "{w1}");
+    assert_eq!(w1["breaker"]["failures"], 2);
+    assert_eq!(w1["status"], "idle");
+    let (_, held) = dispatch(&t.rest(&boss), json!({"target": "w1"}))
+        .await
+        .expect("dispatch while open");
+    assert!(
+        held["note"].as_str().is_some_and(|n| n.contains("breaker")),
+        "{held}"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(!worker.events.iter().any(|e| e["event"] == "task.dispatch"));
+    // After the reset timeout one trial runs; its success closes the breaker.
+    clock.advance(10_000);
+    let ev = worker.wait_event("task.dispatch").await;
+    assert_eq!(ev["data"]["task"]["task_id"], held["task"]["task_id"]);
+    let act: Value = t.master().get("/activity").await.expect("activity");
+    let w1 = act["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|a| a["agent_id"] == "w1")
+        .expect("w1")
+        .clone();
+    assert_eq!(w1["status"], "working");
+    assert_eq!(w1["breaker"]["state"], "half_open");
+    assert_eq!(w1["working_on"][0], held["task"]["task_id"]);
+    worker
+        .req(
+            "task.result",
+            json!({"task_id": ev["data"]["task"]["task_id"], "lease_id": ev["data"]["lease_id"], "ok": true}),
+        )
+        .await;
+    let act: Value = t.rest(&w).get("/activity").await.expect("activity");
+    assert_eq!(
+        act["agents"].as_array().map(Vec::len),
+        Some(1),
+        "workers see themselves"
+    );
+    assert_eq!(act["agents"][0]["breaker"]["state"], "closed");
+}
+
+#[tokio::test]
+async fn cron_schedules_are_idempotent_fire_on_time_and_survive_a_restart_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("sched.db");
+    let open = || -> Option<Arc<dyn clawnet_core::store::Store>> {
+        Some(Arc::new(
+            clawnet_store::sqlite::SqliteStore::open(&path, clawnet_store::sqlite::Sync::Normal)
+                .expect("sqlite"),
+        ))
+    };
+    // 2026-01-01T00:00:30Z
+    let clock = Arc::new(ManualClock::new(1_767_225_630_000));
+    let t = start_on(fast(), Some(clock.clone()), open()).await;
+    let boss = t.agent("boss").await;
+    t.agent("w1").await;
+    let body = json!({"target": "w1", "cron": "* * * * *", "kind": "report", "payload": {"text": "hourly"}});
+    let (s1, a) = t
+        .rest(&boss)
+        .post::<Value>("/schedules", &body)
+        .await
+        .expect("create");
+    let (s2, b) = t
+        .rest(&boss)
+        .post::<Value>("/schedules", &body)
+        .await
+        .expect("again");
+    assert_eq!((s1, s2), (201, 200));
+    assert_eq!(b["created"], false);
+    let id = a["schedule"]["schedule_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(b["schedule"]["schedule_id"], id.as_str());
+    assert_eq!(a["schedule"]["next_run_at"], 1_767_225_660_000u64);
+    let bad = t
+        .rest(&boss)
+        .post::<Value>("/schedules", &json!({"target": "w1", "cron": "every day"}))
+        .await
+        .expect_err("bad cron");
+    assert!(matches!(bad, ClientError::Http(400, _)), "{bad:?}");
+
+    clock.advance(30_000);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let l: Value = t.master().get("/tasks?target=w1").await.expect("list");
+        if l["tasks"].as_array().map(Vec::len) == Some(1) {
+            assert_eq!(l["tasks"][0]["kind"], "report");
+            assert_eq!(l["tasks"][0]["dispatched_by"], "boss");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never fired: {l}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(t);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // Same file, new hub: the schedule is still there and keeps firing.
+    let t = start_on(fast(), Some(clock.clone()), open()).await;
+    let l: Value = t.master().get("/schedules").await.expect("schedules");
+    assert_eq!(l["schedules"][0]["schedule_id"], id.as_str());
+    clock.advance(60_000);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let l: Value = t.master().get("/tasks?target=w1").await.expect("list");
+        if l["tasks"].as_array().map(Vec::len) == Some(2) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no second run: {l}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let gone: Value = reqwest::Client::new()
+        .delete(format!("{}/api/v1/schedules/{id}", t.base))
+        .bearer_auth(&boss)
+        .send()
+        .await
+        .expect("delete")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(gone["schedule_id"], id.as_str());
+    let l: Value = t.master().get("/schedules").await.expect("schedules");
+    assert_eq!(l["schedules"].as_array().map(Vec::len), Some(0));
+}
+
+/// Tasks of `target` in `state`, polled until there are `n` (or fail).
+async fn wait_count(t: &TestHub, target: &str, state: &str, n: usize) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let l: Value = t
+            .master()
+            .get(&format!("/tasks?target={target}&state={state}"))
+            .await
+            .expect("list");
+        if l["tasks"].as_array().map(Vec::len) == Some(n) {
+            return l;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "wanted {n} {state} tasks of {target}: {l}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn mentions_activate_a_worker_and_inbox_modes_shape_its_follow_ups() {
+    let t = start_with(fast(), None).await;
+    let (boss, w) = (t.agent("boss").await, t.agent("w1").await);
+    t.rest(&boss).create_room("ops", false).await.expect("room");
+    t.rest(&w).join_room("ops").await.expect("join");
+    let mut worker = t.raw_connected(&w, json!({"worker": true})).await;
+    let say = |text: &str| send_params("room", Some("ops"), text, None);
+
+    // Not mentioned: nothing. Mentioned: a `message` task.
+    t.rest(&boss)
+        .send(&say("just chatting"))
+        .await
+        .expect("send");
+    t.rest(&boss)
+        .send(&say("@w1 what broke?"))
+        .await
+        .expect("send");
+    let ev = worker.wait_event("task.dispatch").await;
+    assert_eq!(ev["data"]["task"]["kind"], "message");
+    assert_eq!(ev["data"]["task"]["payload"]["text"], "@w1 what broke?");
+    assert_eq!(ev["data"]["task"]["origin"]["room"], "ops");
+    wait_count(&t, "w1", "running", 1).await;
+
+    // Busy with it; steer keeps only the newest waiting follow-up.
+    let inbox = json!({"activation": "mention", "mode": "steer"});
+    let r = reqwest::Client::new()
+        .put(format!("{}/api/v1/agents/w1/inbox", t.base))
+        .bearer_auth(&w)
+        .json(&inbox)
+        .send()
+        .await
+        .expect("put inbox");
+    assert_eq!(r.status(), 200);
+    for i in 1..=3 {
+        t.rest(&boss)
+            .send(&say(&format!("@w1 follow-up {i}")))
+            .await
+            .expect("send");
+    }
+    wait_count(&t, "w1", "skipped", 2).await;
+    let q = wait_count(&t, "w1", "queued", 1).await;
+    assert_eq!(q["tasks"][0]["payload"]["text"], "@w1 follow-up 3");
+
+    // Collect merges what waits into one task.
+    let r = reqwest::Client::new()
+        .put(format!("{}/api/v1/agents/w1/inbox", t.base))
+        .bearer_auth(&w)
+        .json(&json!({"mode": "collect", "activation": "always"}))
+        .send()
+        .await
+        .expect("put inbox");
+    assert_eq!(r.status(), 200);
+    t.rest(&boss)
+        .send(&say("no mention, but always"))
+        .await
+        .expect("send");
+    t.rest(&boss)
+        .send(&say("and one more"))
+        .await
+        .expect("send");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let q = wait_count(&t, "w1", "queued", 1).await;
+        let msgs = q["tasks"][0]["payload"]["messages"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0);
+        if msgs == 3 {
+            assert_eq!(
+                q["tasks"][0]["payload"]["text"],
+                "@w1 follow-up 3\nno mention, but always\nand one more"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not merged: {q}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another agent cannot change w1's inbox.
+    let r = reqwest::Client::new()
+        .put(format!("{}/api/v1/agents/w1/inbox", t.base))
+        .bearer_auth(&boss)
+        .json(&json!({"mode": "followup"}))
+        .send()
+        .await
+        .expect("put inbox");
+    assert_eq!(r.status(), 403);
 }

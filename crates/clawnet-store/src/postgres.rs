@@ -35,7 +35,7 @@ use clawnet_core::store::{
     AgentRecord, AppendLimits, Appended, AuditEntry, AuditFilter, HistoryPage, MessageDraft,
     RoomRecord, Store, TaskCount, TaskFilter, TaskInsert, TaskRecord, TokenRecord,
 };
-use clawnet_proto::{Envelope, ErrorCode, Role, RoomKind};
+use clawnet_proto::{Envelope, ErrorCode, Role, RoomKind, TaskState};
 use deadpool_postgres::{
     ClientWrapper, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime,
 };
@@ -1240,6 +1240,18 @@ impl Store for PostgresStore {
             .read_all(tasks::EXPIRED, &[&int(now), &limit], tasks::raw)
             .await?;
         tasks::decode_all(rows)
+    }
+
+    async fn count_tasks(&self, target: &str, states: &[TaskState]) -> Result<u64> {
+        let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+        let n = self
+            .read_all(
+                "SELECT COUNT(*) FROM tasks WHERE target = $1 AND state = ANY($2)",
+                &[&target, &states],
+                |r| r.try_get::<_, i64>(0),
+            )
+            .await?;
+        Ok(uint(n.first().copied().unwrap_or(0)))
     }
 
     async fn task_counts(&self) -> Result<Vec<TaskCount>> {

@@ -23,7 +23,7 @@ use clawnet_core::store::{
 };
 
 use crate::sqlite_tasks as tasks;
-use clawnet_proto::{Envelope, Role, RoomKind};
+use clawnet_proto::{Envelope, Role, RoomKind, TaskState};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
@@ -1106,6 +1106,12 @@ impl Store for SqliteStore {
 
     async fn expired_leases(&self, now: u64, limit: usize) -> Result<Vec<TaskRecord>> {
         self.read(move |c| tasks::expired(c, now, limit)).await
+    }
+
+    async fn count_tasks(&self, target: &str, states: &[TaskState]) -> Result<u64> {
+        let target = target.to_owned();
+        let states: Vec<&'static str> = states.iter().map(|s| s.as_str()).collect();
+        self.read(move |c| tasks::count(c, &target, &states)).await
     }
 
     async fn task_counts(&self) -> Result<Vec<TaskCount>> {

@@ -195,3 +195,14 @@ pub(crate) fn counts(c: &Connection) -> Result<Vec<TaskCount>> {
         })
         .collect()
 }
+
+/// See `Store::count_tasks`.
+pub(crate) fn count(c: &Connection, target: &str, states: &[&str]) -> Result<u64> {
+    let mut n = 0i64;
+    for state in states {
+        n += db(c
+            .prepare_cached("SELECT COUNT(*) FROM tasks WHERE target = ?1 AND state = ?2")
+            .and_then(|mut s| s.query_row(params![target, state], |r| r.get::<_, i64>(0))))?;
+    }
+    Ok(n as u64)
+}

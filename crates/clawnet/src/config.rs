@@ -228,6 +228,22 @@ const KEYS: &[Key] = &[
         help: "tasks a worker connection runs at once by default",
     },
     Key {
+        name: "tasks.breaker_failures",
+        kind: Kind::Int {
+            min: 0,
+            max: 1_000_000,
+        },
+        help: "consecutive failed attempts that open a target's breaker (0 = never)",
+    },
+    Key {
+        name: "tasks.breaker_reset_ms",
+        kind: Kind::Int {
+            min: 1,
+            max: 86_400_000,
+        },
+        help: "how long an open breaker waits before one trial task",
+    },
+    Key {
         name: "tasks.alert_room",
         kind: Kind::Str,
         help: "private room for dead-letter alerts",
@@ -463,6 +479,13 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<String>> {
                     .map_or(t.worker_concurrency, |v| *v as usize),
                 sweep_ms: t.sweep_ms,
                 alert_room: strs.remove("tasks.alert_room").unwrap_or(t.alert_room),
+                breaker_failures: ints
+                    .get("tasks.breaker_failures")
+                    .map_or(t.breaker_failures, |v| *v as u32),
+                breaker_reset_ms: ints
+                    .get("tasks.breaker_reset_ms")
+                    .copied()
+                    .unwrap_or(t.breaker_reset_ms),
             }
         },
     };

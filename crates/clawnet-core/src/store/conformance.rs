@@ -126,6 +126,7 @@ pub fn task(id: &str, target: &str, state: TaskState, ts: u64, key: Option<&str>
                 message_id: Some("m1".into()),
                 account: Some("acct-7".into()),
                 session: None,
+                notes: false,
             }),
             backoff_base_ms: 5000,
             backoff_cap_ms: 60000,
@@ -312,6 +313,24 @@ pub async fn tasks_due_leases_and_counts(s: Arc<dyn Store>) {
         .iter()
         .map(|c| (c.target.as_str(), c.state.as_str(), c.count))
         .collect();
+    assert_eq!(
+        s.count_tasks("w", &[TaskState::Queued, TaskState::Delayed])
+            .await
+            .expect("count"),
+        4
+    );
+    assert_eq!(
+        s.count_tasks("x", &[TaskState::Running])
+            .await
+            .expect("count"),
+        1
+    );
+    assert_eq!(
+        s.count_tasks("nobody", &TaskState::ALL)
+            .await
+            .expect("count"),
+        0
+    );
     assert_eq!(
         flat,
         [

@@ -515,6 +515,15 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn count_tasks(&self, target: &str, states: &[TaskState]) -> Result<u64> {
+        Ok(self
+            .tasks
+            .lock()
+            .values()
+            .filter(|t| t.task.target == target && states.contains(&t.task.state))
+            .count() as u64)
+    }
+
     async fn task_counts(&self) -> Result<Vec<TaskCount>> {
         let mut counts: BTreeMap<(String, &'static str), (TaskState, u64)> = BTreeMap::new();
         for t in self.tasks.lock().values() {

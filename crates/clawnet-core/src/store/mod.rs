@@ -347,4 +347,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn expired_leases(&self, now: u64, limit: usize) -> Result<Vec<TaskRecord>>;
     /// Task counts per target and state (pairs with no task left out).
     async fn task_counts(&self) -> Result<Vec<TaskCount>>;
+    /// How many tasks of `target` are in one of `states` (checked on every
+    /// dispatch against the pending limit, so it must be cheap).
+    async fn count_tasks(&self, target: &str, states: &[TaskState]) -> Result<u64>;
 }
