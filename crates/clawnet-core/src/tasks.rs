@@ -39,13 +39,22 @@ struct Slot {
     running: usize,
 }
 
+/// A running attempt handed out by this node: where it runs and the task as
+/// last written, so a result needs no store read.
+#[derive(Debug)]
+struct Leased {
+    agent: String,
+    conn: u64,
+    rec: TaskRecord,
+}
+
 /// This node's worker connections, running leases and dispatch counters.
 #[derive(Debug, Default)]
 pub(crate) struct Workers {
     /// Agent id → its worker connections.
     slots: Mutex<HashMap<String, Vec<Slot>>>,
     /// Task id → (agent, connection id) running it here.
-    leases: Mutex<HashMap<String, (String, u64)>>,
+    leases: Mutex<HashMap<String, Leased>>,
     /// Dispatcher → times of its dispatches in the last minute.
     recent: Mutex<HashMap<String, VecDeque<u64>>>,
     /// Targets a claimer runs for on this node → whether it must look again.
@@ -412,7 +421,10 @@ impl Hub {
         let until = self.now() + self.inner.cfg.tasks.lease_ms;
         let mut next = rec;
         next.lease_until = Some(until);
-        self.transition(next).await?;
+        let t = self.transition(next).await?;
+        if let Some(l) = self.inner.workers.leases.lock().get_mut(&t.task.task_id) {
+            l.rec = t;
+        }
         Ok(ProgressResult { lease_until: until })
     }
 
@@ -621,9 +633,14 @@ impl Hub {
         next.lease_until = Some(now + self.inner.cfg.tasks.lease_ms);
         match self.inner.store.update_task(next).await {
             Ok(Some(t)) => {
-                w.leases
-                    .lock()
-                    .insert(t.task.task_id.clone(), (target, conn.id));
+                w.leases.lock().insert(
+                    t.task.task_id.clone(),
+                    Leased {
+                        agent: target,
+                        conn: conn.id,
+                        rec: t.clone(),
+                    },
+                );
                 let ev = TaskDispatchEvent {
                     task: t.task.clone().for_worker(),
                     lease_id,
@@ -813,7 +830,20 @@ impl Hub {
 
     /// The task `actor` holds the lease `lease_id` of, running.
     async fn leased(&self, actor: &str, task_id: &str, lease_id: &str) -> Result<TaskRecord> {
-        let rec = self.stored_task(task_id).await?;
+        let cached = self
+            .inner
+            .workers
+            .leases
+            .lock()
+            .get(task_id)
+            .filter(|l| l.rec.lease_id.as_deref() == Some(lease_id) && l.agent == actor)
+            .map(|l| l.rec.clone());
+        // A stale copy (another node moved the task) fails its
+        // compare-and-set, which answers `conflict` as a store read would.
+        let rec = match cached {
+            Some(r) => r,
+            None => self.stored_task(task_id).await?,
+        };
         if rec.task.target != actor {
             return self
                 .refuse(
@@ -845,8 +875,8 @@ impl Hub {
     /// Free the worker slot a finished attempt held on this node.
     fn release(&self, t: &Task) {
         let held = self.inner.workers.leases.lock().remove(&t.task_id);
-        if let Some((agent, conn)) = held {
-            self.inner.workers.free_slot(&agent, conn);
+        if let Some(l) = held {
+            self.inner.workers.free_slot(&l.agent, l.conn);
         }
     }
 

@@ -1025,7 +1025,9 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, mut e: AuditEntry) -> Result<AuditEntry> {
-        self.write(move |c, _| {
+        // Without a savepoint: an insert into an append-only table fails
+        // only on database errors, which abort the batch anyway.
+        self.submit(false, move |c, _| {
             db(c.prepare_cached(
                 "INSERT INTO audit (ts, type, actor, action, target, reason, meta) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
@@ -1086,7 +1088,9 @@ impl Store for SqliteStore {
     }
 
     async fn update_task(&self, t: TaskRecord) -> Result<Option<TaskRecord>> {
-        self.write(move |c, _| tasks::update(c, t)).await
+        // Without a savepoint: a lost compare-and-set changes no row and is
+        // not an error (see `Job::isolated`).
+        self.submit(false, move |c, _| tasks::update(c, t)).await
     }
 
     async fn list_tasks(&self, f: TaskFilter) -> Result<Vec<TaskRecord>> {
