@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use clawnet_proto::methods::{HistoryResult, PresenceList, RoomList, SendParams, SendResult};
+use clawnet_proto::tasks::{DispatchParams, DispatchResult, Task, TaskList, TaskListParams};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -162,6 +163,44 @@ impl Rest {
         Ok(value)
     }
 
+    /// `POST /tasks`: dispatch a task. The status is 201 for a new task and
+    /// 200 when the `dedupe_key` matched an active task (`duplicate: true`,
+    /// and the task returned is that one).
+    pub async fn dispatch_task(
+        &self,
+        params: &DispatchParams,
+    ) -> Result<(u16, DispatchResult), ClientError> {
+        self.post("/tasks", params).await
+    }
+
+    /// `GET /tasks/{id}`: one task.
+    pub async fn task(&self, task_id: &str) -> Result<Task, ClientError> {
+        self.get(&format!("/tasks/{}", encode_segment(task_id)))
+            .await
+    }
+
+    /// `GET /tasks?state=&target=&after=&limit=`: tasks the caller may see,
+    /// in id order; pass `next` of the result as `after` for the next page.
+    pub async fn tasks(&self, params: &TaskListParams) -> Result<TaskList, ClientError> {
+        self.get(&task_list_path(params)).await
+    }
+
+    /// `POST /tasks/{id}/retry`: put a failed task back in its queue with
+    /// fresh attempts (master only).
+    pub async fn retry_task(&self, task_id: &str) -> Result<Task, ClientError> {
+        let path = format!("/tasks/{}/retry", encode_segment(task_id));
+        let (_, task) = self.post(&path, &json!({})).await?;
+        Ok(task)
+    }
+
+    /// `POST /tasks/{id}/cancel`: cancel a queued or delayed task (its
+    /// dispatcher or master).
+    pub async fn cancel_task(&self, task_id: &str) -> Result<Task, ClientError> {
+        let path = format!("/tasks/{}/cancel", encode_segment(task_id));
+        let (_, task) = self.post(&path, &json!({})).await?;
+        Ok(task)
+    }
+
     async fn execute<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
@@ -186,6 +225,28 @@ impl Rest {
             ClientError::Protocol(format!("unexpected response body (HTTP {status}): {e}"))
         })?;
         Ok((status, value))
+    }
+}
+
+/// The path of a task list query; absent parameters are left out.
+fn task_list_path(p: &TaskListParams) -> String {
+    let mut query = Vec::new();
+    if let Some(state) = p.state {
+        query.push(format!("state={}", state.as_str()));
+    }
+    if let Some(target) = &p.target {
+        query.push(format!("target={}", encode_segment(target)));
+    }
+    if let Some(after) = &p.after {
+        query.push(format!("after={}", encode_segment(after)));
+    }
+    if let Some(limit) = p.limit {
+        query.push(format!("limit={limit}"));
+    }
+    if query.is_empty() {
+        "/tasks".to_owned()
+    } else {
+        format!("/tasks?{}", query.join("&"))
     }
 }
 
@@ -220,6 +281,22 @@ mod tests {
     fn dm_keys_are_encoded_in_paths() {
         assert_eq!(encode_segment("dm:amy:zed"), "dm%3Aamy%3Azed");
         assert_eq!(encode_segment("dev-room.1"), "dev-room.1");
+    }
+
+    #[test]
+    fn task_list_queries_leave_out_absent_parameters() {
+        use clawnet_proto::tasks::TaskState;
+        assert_eq!(task_list_path(&TaskListParams::default()), "/tasks");
+        let p = TaskListParams {
+            state: Some(TaskState::Failed),
+            target: Some("w1".into()),
+            after: Some("t_01abc".into()),
+            limit: Some(5),
+        };
+        assert_eq!(
+            task_list_path(&p),
+            "/tasks?state=failed&target=w1&after=t_01abc&limit=5"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Client commands: `login`, `chat`, `tail`, `agents create`.
+//! Client commands: `login`, `chat`, `tail`, `agents create`; the
+//! connection flags every client command shares ([`Conn`]).
 //!
 //! They find the hub and the token in `--url/--token`, then
 //! `CLAWNET_URL/CLAWNET_TOKEN`, then the file `clawnet login` wrote.
@@ -28,7 +29,8 @@ pub struct Conn {
 }
 
 impl Conn {
-    fn resolve(&self) -> anyhow::Result<(String, String)> {
+    /// The hub URL and token, from flags, environment or the login file.
+    pub(crate) fn resolve(&self) -> anyhow::Result<(String, String)> {
         let r = config::resolve(self.url.clone(), self.token.clone())?;
         let Some(token) = r.token else {
             bail!("no token: pass --token, set CLAWNET_TOKEN, or run `clawnet login`");
@@ -36,7 +38,8 @@ impl Conn {
         Ok((r.url, token))
     }
 
-    fn rest(&self) -> anyhow::Result<Rest> {
+    /// A REST client for the resolved hub and token.
+    pub(crate) fn rest(&self) -> anyhow::Result<Rest> {
         let (url, token) = self.resolve()?;
         Ok(Rest::new(&url, token)?)
     }

@@ -3,6 +3,8 @@
 mod cli;
 mod config;
 mod serve;
+mod tasks;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +37,12 @@ enum Cmd {
     /// Register and list agents.
     #[command(subcommand)]
     Agents(cli::AgentsCmd),
+    /// Dispatch tasks and look after them: `clawnet tasks dispatch --to @w1 --text hi`.
+    #[command(subcommand)]
+    Tasks(tasks::TasksCmd),
+    /// Run a command for every task sent to this agent:
+    /// `clawnet worker --exec 'jq .text'`.
+    Worker(worker::WorkerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +79,8 @@ async fn main() {
         Cmd::Chat(a) => cli::chat(a).await,
         Cmd::Tail(a) => cli::tail(a).await,
         Cmd::Agents(c) => cli::agents(c).await,
+        Cmd::Tasks(c) => tasks::run(c).await,
+        Cmd::Worker(a) => worker::run(a).await,
         Cmd::Bench(c) => bench(c).await,
     };
     if let Err(e) = r {
