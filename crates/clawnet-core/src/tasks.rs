@@ -428,6 +428,27 @@ impl Hub {
         Ok(ProgressResult { lease_until: until })
     }
 
+    /// A worker hands a task back without running it (it is shutting
+    /// down): the task is queued again, and the attempt does not count.
+    pub async fn task_release(&self, actor: &str, p: ProgressParams) -> Result<Task> {
+        let rec = self.leased(actor, &p.task_id, &p.lease_id).await?;
+        let now = self.now();
+        let mut next = rec;
+        next.task.state = TaskState::Queued;
+        next.task.attempts = next.task.attempts.saturating_sub(1);
+        next.task.updated_at = now;
+        next.task.run_at = now;
+        next.lease_id = None;
+        next.lease_until = None;
+        let t = self.transition(next).await?;
+        self.inner.queues.unadmit(&t.task.target);
+        self.job_event(actor, "task.released", &t.task).await;
+        self.release(&t.task);
+        self.announce(&t.task).await;
+        self.start_due(&t.task.target).await;
+        Ok(t.task.for_worker())
+    }
+
     /// A worker reports the outcome of its attempt.
     pub async fn task_result(&self, actor: &str, p: ResultParams) -> Result<Task> {
         let rec = self.leased(actor, &p.task_id, &p.lease_id).await?;

@@ -49,6 +49,8 @@ pub enum Method {
     TaskProgress,
     /// `task.result` (alias `task_result`): a worker reports an attempt's outcome.
     TaskResult,
+    /// `task.release`: a worker hands a task back untried (it is stopping).
+    TaskRelease,
     /// `task.get`: one task.
     TaskGet,
     /// `task.list`: tasks the caller may see, by state and target.
@@ -94,6 +96,7 @@ impl Method {
             "task.dispatch" | "task_dispatch" => Self::TaskDispatch,
             "task.progress" => Self::TaskProgress,
             "task.result" | "task_result" => Self::TaskResult,
+            "task.release" => Self::TaskRelease,
             "task.get" => Self::TaskGet,
             "task.list" => Self::TaskList,
             "task.retry" => Self::TaskRetry,
@@ -129,6 +132,7 @@ impl Method {
             Self::TaskDispatch => "task.dispatch",
             Self::TaskProgress => "task.progress",
             Self::TaskResult => "task.result",
+            Self::TaskRelease => "task.release",
             Self::TaskGet => "task.get",
             Self::TaskList => "task.list",
             Self::TaskRetry => "task.retry",

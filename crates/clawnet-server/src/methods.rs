@@ -124,6 +124,10 @@ pub async fn call(hub: &Hub, agent: &str, method: Method, p: Value) -> Result<Re
                 .await?,
         ),
         Method::TaskResult => to_value(&hub.task_result(agent, params::<ResultParams>(p)?).await?),
+        Method::TaskRelease => to_value(
+            &hub.task_release(agent, params::<ProgressParams>(p)?)
+                .await?,
+        ),
         Method::TaskGet => to_value(&hub.task(agent, &params::<TaskRef>(p)?.task_id).await?),
         Method::TaskList => to_value(&hub.tasks(agent, params::<TaskListParams>(p)?).await?),
         Method::TaskRetry => to_value(

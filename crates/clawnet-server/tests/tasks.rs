@@ -857,3 +857,43 @@ async fn mentions_activate_a_worker_and_inbox_modes_shape_its_follow_ups() {
         .expect("put inbox");
     assert_eq!(r.status(), 403);
 }
+
+#[tokio::test]
+async fn a_released_task_goes_back_to_the_queue_without_using_an_attempt() {
+    let t = start_with(fast(), None).await;
+    let (boss, w) = (t.agent("boss").await, t.agent("w1").await);
+    let mut first = t.raw_connected(&w, json!({"worker": true})).await;
+    let (_, out) = dispatch(&t.rest(&boss), json!({"target": "w1", "max_attempts": 1}))
+        .await
+        .expect("dispatch");
+    let id = out["task"]["task_id"].as_str().expect("id").to_owned();
+    let ev = first.wait_event("task.dispatch").await;
+    let lease = ev["data"]["lease_id"].clone();
+    // Another agent cannot release it.
+    let other = t.agent("other").await;
+    let mut o = t.raw_connected(&other, json!({})).await;
+    let r = o
+        .req("task.release", json!({"task_id": id, "lease_id": lease}))
+        .await;
+    assert_eq!(r["error"]["code"], "forbidden", "{r}");
+    drop(first);
+    // The stopping worker hands it back; a new connection gets it, and its
+    // single attempt is still there.
+    let mut o = t.raw_connected(&w, json!({})).await;
+    let r = o
+        .req("task.release", json!({"task_id": id, "lease_id": lease}))
+        .await;
+    assert_eq!(r["result"]["state"], "queued", "{r}");
+    assert_eq!(r["result"]["attempts"], 0);
+    let mut second = t.raw_connected(&w, json!({"worker": true})).await;
+    let ev = second.wait_event("task.dispatch").await;
+    assert_eq!(ev["data"]["task"]["task_id"], id.as_str());
+    assert_eq!(ev["data"]["task"]["attempts"], 1);
+    let r = second
+        .req(
+            "task.result",
+            json!({"task_id": id, "lease_id": ev["data"]["lease_id"], "ok": true}),
+        )
+        .await;
+    assert_eq!(r["result"]["state"], "succeeded");
+}

@@ -18,8 +18,10 @@
 //! SIGINT or SIGTERM stops it: no new task is started (the worker switches
 //! to a connection that takes no tasks), running commands get `--grace`
 //! seconds to finish and report, then they are killed and abandoned. A second
-//! signal abandons them at once. The hub sees an abandoned task's lease run
-//! out and retries it like any failed attempt. The exit status is then 0.
+//! signal abandons them at once. An abandoned task is handed back with
+//! `task.release` (queued again, the attempt not counted); if the hub cannot
+//! be reached, its lease runs out and the hub retries it like any failed
+//! attempt. The exit status is then 0.
 
 use std::collections::HashSet;
 use std::os::unix::process::ExitStatusExt;
@@ -389,7 +391,18 @@ async fn handle(ctx: Arc<Ctx>, ev: TaskDispatchEvent) -> String {
             None
         }
         _ = abandoned(&mut abandon) => {
-            ctx.say("abandoned", Some(&id), "abandoned (its lease runs out and the hub retries it)", json!({}));
+            // Hand it back untried, so the stop does not cost it an attempt;
+            // if the hub cannot be told, the lease runs out instead.
+            let back = tokio::time::timeout(
+                Duration::from_secs(2),
+                ctx.session().request("task.release", json!({"task_id": id, "lease_id": lease.id})),
+            )
+            .await;
+            if matches!(back, Ok(Ok(_))) {
+                ctx.say("abandoned", Some(&id), "abandoned and handed back (queued again, attempt not counted)", json!({"released": true}));
+            } else {
+                ctx.say("abandoned", Some(&id), "abandoned (its lease runs out and the hub retries it)", json!({"released": false}));
+            }
             None
         }
     };

@@ -388,8 +388,8 @@ fn a_stopping_worker_finishes_or_abandons_its_tasks_and_exits_zero() {
     assert_eq!(status(&hub, &second)["state"], "queued", "{}", w.log());
 
     // The next worker takes the queued task; two signals abandon a command
-    // that would run for long: the worker exits 0 at once and the task stays
-    // with its lease, for the hub to retry when it runs out.
+    // that would run for long: the worker exits 0 at once and hands the task
+    // back (`task.release`): queued again, its attempt not counted.
     let mut w = Worker::start(&hub, &token, &[]);
     wait_state(&hub, &second, "succeeded", Duration::from_secs(10));
     let hang = dispatch(&hub, &["--to", "@w3", "--kind", "hang"]);
@@ -399,8 +399,10 @@ fn a_stopping_worker_finishes_or_abandons_its_tasks_and_exits_zero() {
     w.wait_for("get 30 s to finish", Duration::from_secs(5));
     w.signal("-INT");
     assert_eq!(w.exit_code(Duration::from_secs(5)), Some(0), "{}", w.log());
-    assert!(w.log().contains("abandoned"), "{}", w.log());
-    assert_eq!(status(&hub, &hang)["state"], "running");
+    assert!(w.log().contains("abandoned and handed back"), "{}", w.log());
+    let t = status(&hub, &hang);
+    assert_eq!(t["state"], "queued", "{t}");
+    assert_eq!(t["attempts"], 0, "{t}");
 }
 
 fn free_port() -> u16 {
