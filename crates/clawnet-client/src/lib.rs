@@ -33,6 +33,6 @@ mod urls;
 
 pub use backoff::Backoff;
 pub use error::ClientError;
-pub use rest::{Rest, API_PREFIX};
+pub use rest::{InboxSettings, Rest, API_PREFIX};
 pub use session::{new_dedupe_key, Session, SessionEvent, SessionOptions};
 pub use urls::{http_base, ws_url};

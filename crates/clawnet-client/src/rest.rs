@@ -4,7 +4,10 @@ use std::fmt;
 use std::time::Duration;
 
 use clawnet_proto::methods::{HistoryResult, PresenceList, RoomList, SendParams, SendResult};
-use clawnet_proto::tasks::{DispatchParams, DispatchResult, Task, TaskList, TaskListParams};
+use clawnet_proto::tasks::{
+    ActivityList, DispatchParams, DispatchResult, QueueInfo, QueueList, Schedule, ScheduleCreated,
+    ScheduleList, ScheduleParams, Task, TaskList, TaskListParams,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -77,6 +80,24 @@ impl Rest {
     ) -> Result<(u16, T), ClientError> {
         let request = self.http.post(self.url(path)).json(body);
         self.execute(request).await
+    }
+
+    /// `PUT path` with a JSON body, decoding a 2xx body as `T`.
+    pub async fn put<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+    ) -> Result<T, ClientError> {
+        let request = self.http.put(self.url(path)).json(body);
+        let (_, value) = self.execute(request).await?;
+        Ok(value)
+    }
+
+    /// `DELETE path`, decoding a 2xx body as `T`.
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let request = self.http.delete(self.url(path));
+        let (_, value) = self.execute(request).await?;
+        Ok(value)
     }
 
     /// `POST /agents`: create an agent (master only). Returns the agent as
@@ -201,6 +222,79 @@ impl Rest {
         Ok(task)
     }
 
+    /// `GET /queues`: the queues the caller may see (a worker: its own),
+    /// with counts per state and the circuit breaker.
+    pub async fn queues(&self) -> Result<QueueList, ClientError> {
+        self.get("/queues").await
+    }
+
+    /// `POST /queues/{name}/pause`: start nothing more from this target's
+    /// queue (master only). `name` is an agent id or `@handle`.
+    pub async fn pause_queue(&self, name: &str) -> Result<QueueInfo, ClientError> {
+        let path = format!("/queues/{}/pause", encode_segment(name));
+        let (_, queue) = self.post(&path, &json!({})).await?;
+        Ok(queue)
+    }
+
+    /// `POST /queues/{name}/resume`: start the queue's due tasks again
+    /// (master only).
+    pub async fn resume_queue(&self, name: &str) -> Result<QueueInfo, ClientError> {
+        let path = format!("/queues/{}/resume", encode_segment(name));
+        let (_, queue) = self.post(&path, &json!({})).await?;
+        Ok(queue)
+    }
+
+    /// `GET /schedules`: the caller's schedules (master and warden: all).
+    pub async fn schedules(&self) -> Result<ScheduleList, ClientError> {
+        self.get("/schedules").await
+    }
+
+    /// `POST /schedules`: register a cron schedule. The status is 201 for a
+    /// new schedule and 200 when it existed (`created: false`; a new
+    /// definition under an existing name replaces the old one).
+    pub async fn create_schedule(
+        &self,
+        params: &ScheduleParams,
+    ) -> Result<(u16, ScheduleCreated), ClientError> {
+        self.post("/schedules", params).await
+    }
+
+    /// `DELETE /schedules/{id}`: remove a schedule (its creator or master);
+    /// returns it as it was.
+    pub async fn delete_schedule(&self, schedule_id: &str) -> Result<Schedule, ClientError> {
+        self.delete(&format!("/schedules/{}", encode_segment(schedule_id)))
+            .await
+    }
+
+    /// `GET /activity`: per agent, offline, idle or working, with queue depth
+    /// and breaker (a worker sees itself only).
+    pub async fn activity(&self) -> Result<ActivityList, ClientError> {
+        self.get("/activity").await
+    }
+
+    /// `GET /agents/{id}/inbox`: how an agent is activated and what happens
+    /// to messages arriving while it is busy (the agent itself, master,
+    /// warden). `agent` is an agent id or `@handle`.
+    pub async fn inbox(&self, agent: &str) -> Result<InboxSettings, ClientError> {
+        self.get(&format!("/agents/{}/inbox", encode_segment(agent)))
+            .await
+    }
+
+    /// `PUT /agents/{id}/inbox`: replace an agent's inbox settings (the agent
+    /// itself or master). Both fields are sent; read them first with
+    /// [`Rest::inbox`] to change only one.
+    pub async fn set_inbox(
+        &self,
+        agent: &str,
+        settings: &InboxSettings,
+    ) -> Result<InboxSettings, ClientError> {
+        self.put(
+            &format!("/agents/{}/inbox", encode_segment(agent)),
+            settings,
+        )
+        .await
+    }
+
     async fn execute<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
@@ -226,6 +320,19 @@ impl Rest {
         })?;
         Ok((status, value))
     }
+}
+
+/// An agent's inbox settings (`GET/PUT /api/v1/agents/{id}/inbox`), kept as
+/// the wire strings so a hub with more modes still reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxSettings {
+    /// `mention` (only @mentions and DMs activate the agent) or `always`
+    /// (every message in its rooms).
+    pub activation: String,
+    /// For activations arriving while it is busy: `followup` (queue each),
+    /// `steer` (keep only the newest) or `collect` (merge into the waiting
+    /// one).
+    pub mode: String,
 }
 
 /// The path of a task list query; absent parameters are left out.

@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod queues;
 mod serve;
 mod tasks;
 mod worker;
@@ -40,6 +41,17 @@ enum Cmd {
     /// Dispatch tasks and look after them: `clawnet tasks dispatch --to @w1 --text hi`.
     #[command(subcommand)]
     Tasks(tasks::TasksCmd),
+    /// Task queues per agent: list, pause, resume.
+    #[command(subcommand)]
+    Queues(queues::QueuesCmd),
+    /// Tasks dispatched on a cron schedule: list, create, delete.
+    #[command(subcommand)]
+    Schedules(queues::SchedulesCmd),
+    /// What every agent is doing: status, running and waiting tasks.
+    Activity(queues::ActivityArgs),
+    /// How chat activates an agent and its inbox mode: get, set.
+    #[command(subcommand)]
+    Inbox(queues::InboxCmd),
     /// Run a command for every task sent to this agent:
     /// `clawnet worker --exec 'jq .text'`.
     Worker(worker::WorkerArgs),
@@ -80,6 +92,10 @@ async fn main() {
         Cmd::Tail(a) => cli::tail(a).await,
         Cmd::Agents(c) => cli::agents(c).await,
         Cmd::Tasks(c) => tasks::run(c).await,
+        Cmd::Queues(c) => queues::queues(c).await,
+        Cmd::Schedules(c) => queues::schedules(c).await,
+        Cmd::Activity(a) => queues::activity(a).await,
+        Cmd::Inbox(c) => queues::inbox(c).await,
         Cmd::Worker(a) => worker::run(a).await,
         Cmd::Bench(c) => bench(c).await,
     };

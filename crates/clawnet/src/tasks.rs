@@ -185,13 +185,16 @@ pub async fn run(cmd: TasksCmd) -> anyhow::Result<()> {
 }
 
 /// `--payload` or `--text` as the payload object (empty without either).
-fn payload(a: &DispatchArgs) -> anyhow::Result<Map<String, Value>> {
-    if let Some(text) = &a.text {
+pub(crate) fn payload(
+    payload: Option<&str>,
+    text: Option<&str>,
+) -> anyhow::Result<Map<String, Value>> {
+    if let Some(text) = text {
         let mut m = Map::new();
-        m.insert("text".into(), Value::String(text.clone()));
+        m.insert("text".into(), Value::String(text.to_owned()));
         return Ok(m);
     }
-    let Some(raw) = &a.payload else {
+    let Some(raw) = payload else {
         return Ok(Map::new());
     };
     match serde_json::from_str::<Value>(raw).context("--payload is not valid JSON")? {
@@ -205,7 +208,7 @@ async fn dispatch(a: DispatchArgs) -> anyhow::Result<()> {
     let params = DispatchParams {
         target: a.to.clone(),
         kind: a.kind.clone(),
-        payload: payload(&a)?,
+        payload: payload(a.payload.as_deref(), a.text.as_deref())?,
         dedupe_key: a.dedupe_key.clone(),
         run_at: None,
         delay_ms: a.delay_ms,
@@ -234,6 +237,9 @@ async fn dispatch(a: DispatchArgs) -> anyhow::Result<()> {
             task.target,
             task.state.as_str()
         );
+    }
+    if let Some(note) = out.note.as_deref().filter(|_| !a.conn.json) {
+        println!("note: {note}");
     }
     if !a.wait {
         return Ok(());
