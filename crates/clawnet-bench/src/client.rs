@@ -55,6 +55,17 @@ impl Window {
 /// `replay.done`. Returns the socket and how many frames preceded
 /// `replay.done` after the `connect` response.
 pub async fn connect(url: &str, token: &str, timeout: Duration) -> anyhow::Result<(Ws, u64)> {
+    connect_with(url, token, r#"{"protocol":2}"#, timeout).await
+}
+
+/// [`connect`] with these `connect` params (a JSON object), e.g.
+/// `{"protocol":2,"worker":true,"concurrency":10}` for a task worker.
+pub async fn connect_with(
+    url: &str,
+    token: &str,
+    params: &str,
+    timeout: Duration,
+) -> anyhow::Result<(Ws, u64)> {
     let mut req = url.into_client_request()?;
     req.headers_mut().insert(
         "authorization",
@@ -66,7 +77,7 @@ pub async fn connect(url: &str, token: &str, timeout: Duration) -> anyhow::Resul
             .await
             .context("WebSocket upgrade failed")?;
         ws.send(Message::Text(
-            r#"{"type":"req","id":1,"method":"connect","params":{"protocol":2}}"#.into(),
+            format!(r#"{{"type":"req","id":1,"method":"connect","params":{params}}}"#).into(),
         ))
         .await?;
         let mut connected = false;

@@ -3,7 +3,9 @@
 //! [`chat::run`] starts a fresh `clawnet serve` child process per scenario,
 //! drives it over loopback WebSockets from this process and returns one JSON
 //! document; `bench/compare.sh` at the repository root puts it next to the
-//! Socket.IO peer benchmark.
+//! Socket.IO peer benchmark. [`store::run`] and [`tasks::run`] do the same
+//! for durable sends (beside NATS JetStream, `bench/store-compare.sh`) and
+//! for tasks (beside BullMQ, `bench/tasks-compare.sh`).
 
 pub mod chat;
 pub mod client;
@@ -13,6 +15,8 @@ pub mod procfs;
 pub mod stall;
 pub mod stats;
 pub mod store;
+pub mod tasks;
 
 pub use chat::{ChatBenchOptions, Scenario};
 pub use store::StoreBenchOptions;
+pub use tasks::TasksBenchOptions;
