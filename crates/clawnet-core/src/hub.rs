@@ -79,6 +79,7 @@ pub(crate) struct Inner {
     pub(crate) slash: crate::slash::SlashRegistry,
     pub(crate) notes: std::sync::OnceLock<crate::slash::Notes>,
     pub(crate) activations: std::sync::OnceLock<crate::inbox::Activations>,
+    pub(crate) job_log: std::sync::OnceLock<crate::tasks::JobLog>,
 }
 
 /// A freshly issued credential. The token is shown once and never stored.
@@ -150,10 +151,12 @@ impl HubBuilder {
                 slash: crate::slash::SlashRegistry::with_builtins(),
                 notes: std::sync::OnceLock::new(),
                 activations: std::sync::OnceLock::new(),
+                job_log: std::sync::OnceLock::new(),
             }),
         };
         let _ = hub.inner.notes.set(hub.spawn_note_poster());
         let _ = hub.inner.activations.set(hub.spawn_activator());
+        let _ = hub.inner.job_log.set(hub.spawn_job_log());
         hub.init_sequencer(GLOBAL_ROOM).await?;
         for room in hub.inner.store.list_rooms().await? {
             hub.init_sequencer(&room.name).await?;

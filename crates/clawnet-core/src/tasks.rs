@@ -25,7 +25,15 @@ use crate::error::{Error, Result};
 use crate::fanout::Conn;
 use crate::frames::event_frame;
 use crate::hub::{Hub, SYSTEM_AGENT};
-use crate::store::{TaskFilter, TaskInsert, TaskRecord};
+use crate::store::{AuditEntry, TaskFilter, TaskInsert, TaskRecord};
+use tokio::sync::mpsc;
+
+/// Job events waiting to be written; beyond this a transition writes its
+/// own inline (slower, never lost).
+const JOB_LOG_QUEUE: usize = 65_536;
+
+/// The sending half of the job log (see [`Hub::spawn_job_log`]).
+pub(crate) type JobLog = mpsc::Sender<AuditEntry>;
 
 /// Most tasks a list returns.
 pub const MAX_LIST: usize = 1000;
@@ -59,6 +67,14 @@ pub(crate) struct Workers {
     recent: Mutex<HashMap<String, VecDeque<u64>>>,
     /// Targets a claimer runs for on this node → whether it must look again.
     claiming: Mutex<HashMap<String, bool>>,
+    /// Targets that may have queued tasks this node has not claimed. A
+    /// finished attempt reads the queue only for these; the sweep reads
+    /// every target with a free slot, which covers what this node cannot
+    /// know (another node's dispatches, delayed tasks coming due).
+    /// The value is a generation, bumped on every mark, so a reader that
+    /// found the queue empty clears the mark only if nobody marked it since
+    /// the read began.
+    maybe_backlog: Mutex<HashMap<String, u64>>,
 }
 
 impl Workers {
@@ -96,6 +112,31 @@ impl Workers {
             .lock()
             .get(agent)
             .is_some_and(|l| l.iter().any(|s| s.running < s.concurrency))
+    }
+
+    fn mark_backlog(&self, target: &str) {
+        *self
+            .maybe_backlog
+            .lock()
+            .entry(target.to_owned())
+            .or_default() += 1;
+    }
+
+    /// The current mark generation (0 when unmarked).
+    fn backlog_generation(&self, target: &str) -> u64 {
+        self.maybe_backlog.lock().get(target).copied().unwrap_or(0)
+    }
+
+    /// Clear the mark if it is still at `generation`.
+    fn clear_backlog(&self, target: &str, generation: u64) {
+        let mut all = self.maybe_backlog.lock();
+        if all.get(target).copied().unwrap_or(0) == generation {
+            all.remove(target);
+        }
+    }
+
+    fn has_backlog(&self, target: &str) -> bool {
+        self.maybe_backlog.lock().contains_key(target)
     }
 
     pub(crate) fn has_workers(&self) -> bool {
@@ -284,8 +325,10 @@ impl Hub {
                 self.job_event(actor, "task.queued", &t.task).await;
                 self.announce(&t.task).await;
                 let note = self.hold_note(&t.task.target, &target.handle);
-                if t.task.state == TaskState::Queued {
-                    self.start_due_with(&t.task.target, Some(t.clone())).await;
+                if t.task.state == TaskState::Queued
+                    && !self.start_due_with(&t.task.target, Some(t.clone())).await
+                {
+                    self.inner.workers.mark_backlog(&t.task.target);
                 }
                 Ok(DispatchResult {
                     task: self.visible(&me.role, t.task),
@@ -381,6 +424,7 @@ impl Hub {
         let t = self.transition(next).await?;
         self.job_event(actor, "task.requeued", &t.task).await;
         self.announce(&t.task).await;
+        self.inner.workers.mark_backlog(&t.task.target);
         self.start_due(&t.task.target).await;
         Ok(t.task)
     }
@@ -445,6 +489,7 @@ impl Hub {
         self.job_event(actor, "task.released", &t.task).await;
         self.release(&t.task);
         self.announce(&t.task).await;
+        self.inner.workers.mark_backlog(&t.task.target);
         self.start_due(&t.task.target).await;
         Ok(t.task.for_worker())
     }
@@ -474,7 +519,9 @@ impl Hub {
         };
         self.release(&t.task);
         self.announce(&t.task).await;
-        self.start_due(&t.task.target).await;
+        if self.inner.workers.has_backlog(&t.task.target) {
+            self.start_due(&t.task.target).await;
+        }
         Ok(self.visible(&Role::Worker, t.task))
     }
 
@@ -556,17 +603,20 @@ impl Hub {
     /// One claimer per target runs on this node at a time; a call that
     /// finds one running asks it to look again and returns, so claims never
     /// wait on a lock and a burst of dispatches costs one claimer.
-    async fn start_due_with(&self, target: &str, fresh: Option<TaskRecord>) {
+    ///
+    /// Returns whether `fresh` was claimed.
+    async fn start_due_with(&self, target: &str, fresh: Option<TaskRecord>) -> bool {
         let w = &self.inner.workers;
         if !w.has_free_slot(target) || self.inner.queues.is_paused(target) {
-            return;
+            return false;
         }
         {
             let mut claiming = w.claiming.lock();
             match claiming.get_mut(target) {
                 Some(again) => {
                     *again = true;
-                    return;
+                    // The running claimer reads the queue again and finds it.
+                    return false;
                 }
                 None => {
                     claiming.insert(target.to_owned(), false);
@@ -574,47 +624,55 @@ impl Hub {
             }
         }
         let mut fresh = fresh;
+        let mut fresh_claimed = false;
         loop {
-            self.claim_rounds(target, fresh.take()).await;
+            fresh_claimed |= self.claim_rounds(target, fresh.take()).await;
             let mut claiming = w.claiming.lock();
             match claiming.get_mut(target) {
                 Some(again) if *again => *again = false,
                 _ => {
                     claiming.remove(target);
-                    return;
+                    return fresh_claimed;
                 }
             }
         }
     }
 
     /// Claim due tasks while there are free slots; the claims of one round
-    /// go to the store together, so they share a commit.
-    async fn claim_rounds(&self, target: &str, mut fresh: Option<TaskRecord>) {
+    /// go to the store together, so they share a commit. Returns whether
+    /// `fresh` was claimed.
+    async fn claim_rounds(&self, target: &str, mut fresh: Option<TaskRecord>) -> bool {
         let w = &self.inner.workers;
         let reset = self.inner.cfg.tasks.breaker_reset_ms;
+        let mut fresh_claimed = false;
         loop {
             let free = w.free_slots(target);
             if free == 0 || self.inner.queues.is_paused(target) {
-                return;
+                return fresh_claimed;
             }
             let now = self.now();
+            let is_fresh = fresh.is_some();
             let due = match fresh.take() {
                 Some(rec) => vec![rec],
-                None => match self
-                    .inner
-                    .store
-                    .due_tasks(Some(target), now, free.min(64))
-                    .await
-                {
-                    Ok(d) => d,
-                    Err(e) => {
-                        tracing::warn!(error = %e, target, "cannot read due tasks");
-                        return;
+                None => {
+                    let want = free.min(64);
+                    let generation = w.backlog_generation(target);
+                    match self.inner.store.due_tasks(Some(target), now, want).await {
+                        Ok(d) => {
+                            if d.len() < want {
+                                w.clear_backlog(target, generation);
+                            }
+                            d
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, target, "cannot read due tasks");
+                            return fresh_claimed;
+                        }
                     }
-                },
+                }
             };
             if due.is_empty() {
-                return;
+                return fresh_claimed;
             }
             let mut claims = Vec::with_capacity(due.len());
             for rec in due {
@@ -628,13 +686,21 @@ impl Hub {
                 claims.push(self.claim(rec, conn, now));
             }
             if claims.is_empty() {
-                return;
+                return fresh_claimed;
             }
             let won = futures_util::future::join_all(claims).await;
+            if is_fresh {
+                fresh_claimed = won.first().copied().unwrap_or(false);
+            }
             if !won.into_iter().any(|w| w) {
                 // Every task went elsewhere (another node) or the store
                 // failed; the next event or sweep looks again.
-                return;
+                return fresh_claimed;
+            }
+            if is_fresh && !w.has_backlog(target) {
+                // Claimed what was just dispatched; nothing else is known
+                // to wait.
+                return fresh_claimed;
             }
         }
     }
@@ -931,21 +997,78 @@ impl Hub {
     }
 
     /// A job event in the audit trail (`type` = `task`).
+    ///
+    /// Job events are queued and written in order by one task (see
+    /// [`Hub::spawn_job_log`]) instead of being awaited: a transition's
+    /// caller would otherwise wait for a second commit, which halved the
+    /// task throughput.
     async fn job_event(&self, actor: &str, action: &str, t: &Task) {
-        self.audit(
-            "task",
-            actor,
-            action,
-            &t.task_id,
-            t.error.clone().filter(|_| action != "task.completed"),
-            json!({
+        let entry = AuditEntry {
+            id: 0,
+            ts: self.now(),
+            kind: "task".into(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target: t.task_id.clone(),
+            reason: t.error.clone().filter(|_| action != "task.completed"),
+            meta: json!({
                 "target": t.target,
                 "dispatched_by": t.dispatched_by,
                 "kind": t.kind,
                 "state": t.state.as_str(),
                 "attempts": t.attempts,
             }),
-        )
-        .await;
+        };
+        match self.inner.job_log.get() {
+            Some(q) => {
+                if let Err(e) = q.try_send(entry) {
+                    tracing::warn!(action, "the job log is backed up; writing inline");
+                    let entry = match e {
+                        mpsc::error::TrySendError::Full(x)
+                        | mpsc::error::TrySendError::Closed(x) => x,
+                    };
+                    if let Err(e) = self.inner.store.append_audit(entry).await {
+                        tracing::error!(error = %e, action, "audit write failed");
+                    }
+                }
+            }
+            None => {
+                if let Err(e) = self.inner.store.append_audit(entry).await {
+                    tracing::error!(error = %e, action, "audit write failed");
+                }
+            }
+        }
+    }
+
+    /// Start the task that writes job events: it takes what is queued and
+    /// submits it together (in order, so the store's write queue keeps it),
+    /// which lets a burst share a commit.
+    pub(crate) fn spawn_job_log(&self) -> JobLog {
+        let (tx, mut rx) = mpsc::channel::<AuditEntry>(JOB_LOG_QUEUE);
+        let store = self.inner.store.clone();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(256);
+            while rx.recv_many(&mut batch, 256).await > 0 {
+                let writes = batch.drain(..).map(|e| store.append_audit(e));
+                for r in futures_util::future::join_all(writes).await {
+                    if let Err(e) = r {
+                        tracing::error!(error = %e, "job event write failed");
+                    }
+                }
+            }
+        });
+        tx
+    }
+
+    /// Wait until job events queued so far are written (tests, shutdown).
+    pub async fn flush_job_log(&self) {
+        for _ in 0..200 {
+            match self.inner.job_log.get() {
+                Some(q) if q.capacity() < q.max_capacity() => {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                _ => return,
+            }
+        }
     }
 }

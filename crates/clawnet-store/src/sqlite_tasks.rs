@@ -147,17 +147,54 @@ pub(crate) fn due(
     now: u64,
     limit: usize,
 ) -> Result<Vec<TaskRecord>> {
-    let rows = db(c
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM tasks WHERE (?1 IS NULL OR target = ?1) \
-             AND (state = 'queued' OR (state = 'delayed' AND run_at <= ?2)) \
-             ORDER BY priority DESC, run_at, task_id LIMIT ?3"
-        ))
-        .and_then(|mut s| {
-            s.query_map(params![target, now as i64, limit as i64], record)?
-                .collect()
-        }))?;
-    decode_all(rows)
+    let Some(target) = target else {
+        let rows = db(c
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM tasks \
+                 WHERE state = 'queued' OR (state = 'delayed' AND run_at <= ?1) \
+                 ORDER BY priority DESC, run_at, task_id LIMIT ?2"
+            ))
+            .and_then(|mut s| {
+                s.query_map(params![now as i64, limit as i64], record)?
+                    .collect()
+            }))?;
+        return decode_all(rows);
+    };
+    // Per target, each state is one range of `tasks_due` already in the
+    // wanted order, read with a LIMIT each and merged here. One statement
+    // with OR scanned and sorted the whole queue on every claim; a compound
+    // SELECT was prepared again on every call.
+    let mut rows: Vec<(i64, i64, String, String, i64)> = Vec::with_capacity(limit * 2);
+    for (sql, bound_now) in [
+        (
+            "SELECT priority, run_at, task_id, doc, version FROM tasks \
+             WHERE target = ?1 AND state = 'queued' \
+             ORDER BY priority DESC, run_at, task_id LIMIT ?2",
+            false,
+        ),
+        (
+            "SELECT priority, run_at, task_id, doc, version FROM tasks \
+             WHERE target = ?1 AND state = 'delayed' AND run_at <= ?3 \
+             ORDER BY priority DESC, run_at, task_id LIMIT ?2",
+            true,
+        ),
+    ] {
+        let map =
+            |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?));
+        let part: Vec<(i64, i64, String, String, i64)> =
+            db(c.prepare_cached(sql).and_then(|mut s| {
+                if bound_now {
+                    s.query_map(params![target, limit as i64, now as i64], map)?
+                        .collect()
+                } else {
+                    s.query_map(params![target, limit as i64], map)?.collect()
+                }
+            }))?;
+        rows.extend(part);
+    }
+    rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    rows.truncate(limit);
+    decode_all(rows.into_iter().map(|(_, _, _, doc, v)| (doc, v)).collect())
 }
 
 /// See `Store::expired_leases`.

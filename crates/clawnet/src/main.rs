@@ -63,6 +63,8 @@ enum BenchCmd {
     Chat(clawnet_bench::ChatBenchOptions),
     /// Durable acknowledged sends per store (SQLite, PostgreSQL).
     Store(clawnet_bench::store::StoreBenchOptions),
+    /// End-to-end tasks per second and dispatch→start latency (SQLite).
+    Tasks(clawnet_bench::TasksBenchOptions),
 }
 
 async fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
@@ -75,6 +77,10 @@ async fn bench(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Store(mut opts) => {
             opts.hub_bin.get_or_insert(me);
             clawnet_bench::store::run(opts).await?
+        }
+        BenchCmd::Tasks(mut opts) => {
+            opts.hub_bin.get_or_insert(me);
+            clawnet_bench::tasks::run(opts).await?
         }
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
