@@ -32,8 +32,16 @@ use tokio::sync::mpsc;
 /// own inline (slower, never lost).
 const JOB_LOG_QUEUE: usize = 65_536;
 
+/// What the job log is sent: an entry to write, or a request to say when
+/// everything before it is written.
+#[derive(Debug)]
+pub(crate) enum JobLogItem {
+    Entry(AuditEntry),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
 /// The sending half of the job log (see [`Hub::spawn_job_log`]).
-pub(crate) type JobLog = mpsc::Sender<AuditEntry>;
+pub(crate) type JobLog = mpsc::Sender<JobLogItem>;
 
 /// Most tasks a list returns.
 pub const MAX_LIST: usize = 1000;
@@ -1019,23 +1027,24 @@ impl Hub {
                 "attempts": t.attempts,
             }),
         };
-        match self.inner.job_log.get() {
-            Some(q) => {
-                if let Err(e) = q.try_send(entry) {
+        let inline = match self.inner.job_log.get() {
+            Some(q) => match q.try_send(JobLogItem::Entry(entry)) {
+                Ok(()) => None,
+                Err(
+                    mpsc::error::TrySendError::Full(item) | mpsc::error::TrySendError::Closed(item),
+                ) => {
                     tracing::warn!(action, "the job log is backed up; writing inline");
-                    let entry = match e {
-                        mpsc::error::TrySendError::Full(x)
-                        | mpsc::error::TrySendError::Closed(x) => x,
-                    };
-                    if let Err(e) = self.inner.store.append_audit(entry).await {
-                        tracing::error!(error = %e, action, "audit write failed");
+                    match item {
+                        JobLogItem::Entry(e) => Some(e),
+                        JobLogItem::Flush(_) => None,
                     }
                 }
-            }
-            None => {
-                if let Err(e) = self.inner.store.append_audit(entry).await {
-                    tracing::error!(error = %e, action, "audit write failed");
-                }
+            },
+            None => Some(entry),
+        };
+        if let Some(entry) = inline {
+            if let Err(e) = self.inner.store.append_audit(entry).await {
+                tracing::error!(error = %e, action, "audit write failed");
             }
         }
     }
@@ -1044,16 +1053,28 @@ impl Hub {
     /// submits it together (in order, so the store's write queue keeps it),
     /// which lets a burst share a commit.
     pub(crate) fn spawn_job_log(&self) -> JobLog {
-        let (tx, mut rx) = mpsc::channel::<AuditEntry>(JOB_LOG_QUEUE);
+        let (tx, mut rx) = mpsc::channel::<JobLogItem>(JOB_LOG_QUEUE);
         let store = self.inner.store.clone();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(256);
             while rx.recv_many(&mut batch, 256).await > 0 {
-                let writes = batch.drain(..).map(|e| store.append_audit(e));
+                let mut entries = Vec::with_capacity(batch.len());
+                let mut flushes = Vec::new();
+                for item in batch.drain(..) {
+                    match item {
+                        JobLogItem::Entry(e) => entries.push(e),
+                        JobLogItem::Flush(done) => flushes.push(done),
+                    }
+                }
+                let writes = entries.into_iter().map(|e| store.append_audit(e));
                 for r in futures_util::future::join_all(writes).await {
                     if let Err(e) = r {
                         tracing::error!(error = %e, "job event write failed");
                     }
+                }
+                // Everything received before a flush request is written.
+                for done in flushes {
+                    let _ = done.send(());
                 }
             }
         });
@@ -1062,13 +1083,12 @@ impl Hub {
 
     /// Wait until job events queued so far are written (tests, shutdown).
     pub async fn flush_job_log(&self) {
-        for _ in 0..200 {
-            match self.inner.job_log.get() {
-                Some(q) if q.capacity() < q.max_capacity() => {
-                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                }
-                _ => return,
-            }
+        let Some(q) = self.inner.job_log.get() else {
+            return;
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if q.send(JobLogItem::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
         }
     }
 }

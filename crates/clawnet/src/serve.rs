@@ -114,6 +114,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Err(e) = hub.flush_cursors().await {
         tracing::warn!(error = %e, "cursors not written at shutdown");
     }
+    // So are job events still queued.
+    hub.flush_job_log().await;
     Ok(())
 }
 
