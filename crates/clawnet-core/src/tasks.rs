@@ -333,10 +333,18 @@ impl Hub {
                 self.job_event(actor, "task.queued", &t.task).await;
                 self.announce(&t.task).await;
                 let note = self.hold_note(&t.task.target, &target.handle);
-                if t.task.state == TaskState::Queued
-                    && !self.start_due_with(&t.task.target, Some(t.clone())).await
-                {
-                    self.inner.workers.mark_backlog(&t.task.target);
+                if t.task.state == TaskState::Queued {
+                    // Off the dispatcher's path: its ACK waits for the
+                    // insert's commit only, not for the claim's as well
+                    // (which capped a dispatching connection at half the
+                    // rate).
+                    let (hub, rec) = (self.clone(), t.clone());
+                    tokio::spawn(async move {
+                        let target = rec.task.target.clone();
+                        if !hub.start_due_with(&target, Some(rec)).await {
+                            hub.inner.workers.mark_backlog(&target);
+                        }
+                    });
                 }
                 Ok(DispatchResult {
                     task: self.visible(&me.role, t.task),
@@ -528,7 +536,9 @@ impl Hub {
         self.release(&t.task);
         self.announce(&t.task).await;
         if self.inner.workers.has_backlog(&t.task.target) {
-            self.start_due(&t.task.target).await;
+            // Off the worker's path, so its next result is not held up.
+            let (hub, target) = (self.clone(), t.task.target.clone());
+            tokio::spawn(async move { hub.start_due(&target).await });
         }
         Ok(self.visible(&Role::Worker, t.task))
     }
