@@ -74,15 +74,7 @@ impl Hub {
     pub async fn create_schedule(&self, actor: &str, p: ScheduleParams) -> Result<ScheduleCreated> {
         self.check_payload(&p.payload)?;
         let cron = parse_cron(&p.cron)?;
-        let kind = p.kind.unwrap_or_else(|| "task".to_owned());
-        crate::tasks::check_kind(&kind)?;
-        let max_attempts = p.max_attempts.unwrap_or(self.inner.cfg.tasks.max_attempts);
-        if !(1..=100).contains(&max_attempts) {
-            return Err(Error::invalid(
-                "max_attempts",
-                "max_attempts must be 1..=100",
-            ));
-        }
+        let (kind, max_attempts) = self.task_shape(p.kind, p.max_attempts)?;
         let me = self.agent(actor).await?;
         let target = self.resolve_agent(&p.target).await?;
         let name = match p.name {

@@ -200,15 +200,31 @@ fn clamp_limit(limit: Option<usize>) -> usize {
     limit.unwrap_or(100).clamp(1, MAX_LIST)
 }
 
-/// A task kind: 1–64 bytes without control characters.
-pub(crate) fn check_kind(kind: &str) -> Result<()> {
-    if kind.is_empty() || kind.len() > MAX_KIND_LEN || kind.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "kind",
-            format!("kind must be 1..={MAX_KIND_LEN} bytes without control characters"),
-        ));
+impl Hub {
+    /// A task's kind (default `task`; 1–64 bytes without control
+    /// characters) and attempts (default `tasks.max_attempts`; 1–100), as
+    /// dispatches and schedules give them.
+    pub(crate) fn task_shape(
+        &self,
+        kind: Option<String>,
+        max_attempts: Option<u32>,
+    ) -> Result<(String, u32)> {
+        let kind = kind.unwrap_or_else(|| "task".to_owned());
+        if kind.is_empty() || kind.len() > MAX_KIND_LEN || kind.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "kind",
+                format!("kind must be 1..={MAX_KIND_LEN} bytes without control characters"),
+            ));
+        }
+        let max_attempts = max_attempts.unwrap_or(self.inner.cfg.tasks.max_attempts);
+        if !(1..=100).contains(&max_attempts) {
+            return Err(Error::invalid(
+                "max_attempts",
+                "max_attempts must be 1..=100",
+            ));
+        }
+        Ok((kind, max_attempts))
     }
-    Ok(())
 }
 
 impl Hub {
@@ -244,16 +260,8 @@ impl Hub {
     ) -> Result<DispatchResult> {
         self.check_payload(&p.payload)?;
         crate::chat::check_key("dedupe_key", &p.dedupe_key)?;
-        let kind = p.kind.unwrap_or_else(|| "task".to_owned());
-        check_kind(&kind)?;
+        let (kind, max_attempts) = self.task_shape(p.kind, p.max_attempts)?;
         let cfg = &self.inner.cfg.tasks;
-        let max_attempts = p.max_attempts.unwrap_or(cfg.max_attempts);
-        if !(1..=100).contains(&max_attempts) {
-            return Err(Error::invalid(
-                "max_attempts",
-                "max_attempts must be 1..=100",
-            ));
-        }
         let me = self.agent(actor).await?;
         let target = self.resolve_agent(&p.target).await?;
         let now = self.now();

@@ -133,16 +133,7 @@ pub(super) fn count_row(r: &Row) -> std::result::Result<(String, String, i64), P
 
 pub(super) fn counts(rows: Vec<(String, String, i64)>) -> Result<Vec<TaskCount>> {
     rows.into_iter()
-        .map(|(target, state, count)| {
-            let state = TaskState::parse(&state).ok_or_else(|| {
-                Error::unavailable(format!("unknown stored task state '{state}'"))
-            })?;
-            Ok(TaskCount {
-                target,
-                state,
-                count: uint(count),
-            })
-        })
+        .map(|(target, state, count)| TaskCount::from_stored(target, &state, uint(count)))
         .collect()
 }
 

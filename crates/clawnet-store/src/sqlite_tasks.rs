@@ -220,16 +220,7 @@ pub(crate) fn counts(c: &Connection) -> Result<Vec<TaskCount>> {
                 .collect()
         }))?;
     rows.into_iter()
-        .map(|(target, state, count)| {
-            let state = TaskState::parse(&state).ok_or_else(|| {
-                Error::unavailable(format!("unknown stored task state '{state}'"))
-            })?;
-            Ok(TaskCount {
-                target,
-                state,
-                count: count as u64,
-            })
-        })
+        .map(|(target, state, count)| TaskCount::from_stored(target, &state, count as u64))
         .collect()
 }
 

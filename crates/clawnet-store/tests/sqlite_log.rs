@@ -140,7 +140,7 @@ async fn wal_stays_bounded_under_sustained_writes() {
     for t in 0..20u64 {
         let (s, text) = (s.clone(), text.clone());
         tasks.push(tokio::spawn(async move {
-            for i in 0..3000u64 {
+            for i in 0..5000u64 {
                 let mut d = draft(&format!("room{t}"), "a", 1000 + i, None);
                 d.payload.insert("text".into(), text.clone().into());
                 s.append_message(d, LIMITS).await.expect("append");
@@ -154,8 +154,9 @@ async fn wal_stays_bounded_under_sustained_writes() {
         .map(|m| m.len())
         .unwrap_or(0);
     let db = std::fs::metadata(&path).expect("db").len();
-    // 60 000 messages of ~600 bytes: ~36 MB of rows, and without restarts
-    // several hundred MB of WAL frames.
-    assert!(db > 20 << 20, "the database holds the rows: {db}");
-    assert!(wal < 48 << 20, "WAL grew to {wal} bytes");
+    // 100 000 messages of ~600 bytes: ~60 MB of rows, and without restarts
+    // about 200 MB of WAL frames. With them the WAL stays near 16 MB; the
+    // bound leaves room for checkpoints slowed by a busy machine.
+    assert!(db > 40 << 20, "the database holds the rows: {db}");
+    assert!(wal < 80 << 20, "WAL grew to {wal} bytes");
 }

@@ -234,6 +234,21 @@ pub struct TaskCount {
     pub count: u64,
 }
 
+impl TaskCount {
+    /// A count read back from a store, with the state as stored text;
+    /// `unavailable` if the text is not a state (a corrupt row).
+    pub fn from_stored(target: String, state: &str, count: u64) -> Result<Self> {
+        let state = TaskState::parse(state).ok_or_else(|| {
+            crate::error::Error::unavailable(format!("unknown stored task state '{state}'"))
+        })?;
+        Ok(Self {
+            target,
+            state,
+            count,
+        })
+    }
+}
+
 /// Everything the hub keeps. See the module docs for the durability contract.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
