@@ -11,7 +11,7 @@ use clawnet_client::InboxSettings;
 use clawnet_proto::tasks::{BreakerInfo, BreakerState, QueueInfo, Schedule, ScheduleParams};
 
 use crate::cli::Conn;
-use crate::tasks::{fmt_ms, payload};
+use crate::tasks::{fmt_ms, TaskSpec};
 
 /// `clawnet queues`.
 #[derive(Debug, clap::Subcommand)]
@@ -78,15 +78,8 @@ pub struct CreateArgs {
     /// no-op.
     #[arg(long)]
     pub name: Option<String>,
-    /// Kind of the tasks (the hub's default is `task`).
-    #[arg(long)]
-    pub kind: Option<String>,
-    /// Payload of the tasks, a JSON object.
-    #[arg(long, conflicts_with = "text")]
-    pub payload: Option<String>,
-    /// Shorthand for `--payload '{"text": TEXT}'`.
-    #[arg(long)]
-    pub text: Option<String>,
+    #[command(flatten)]
+    pub spec: TaskSpec,
     /// Attempts per task (1–100; hub default 5).
     #[arg(long)]
     pub max_attempts: Option<u32>,
@@ -241,8 +234,8 @@ pub async fn schedules(cmd: SchedulesCmd) -> anyhow::Result<()> {
                 target: a.to.clone(),
                 cron: a.cron.clone(),
                 name: a.name.clone(),
-                kind: a.kind.clone(),
-                payload: payload(a.payload.as_deref(), a.text.as_deref())?,
+                kind: a.spec.kind.clone(),
+                payload: a.spec.payload()?,
                 max_attempts: a.max_attempts,
             };
             let (_, out) = a.conn.rest()?.create_schedule(&params).await?;

@@ -60,14 +60,10 @@ pub enum TasksCmd {
     },
 }
 
-/// `clawnet tasks dispatch`.
+/// What a task is: its kind and payload. Shared by `tasks dispatch` and
+/// `schedules create`.
 #[derive(Debug, clap::Args)]
-pub struct DispatchArgs {
-    #[command(flatten)]
-    pub conn: Conn,
-    /// The agent that runs it: `@handle` or agent id.
-    #[arg(long)]
-    pub to: String,
+pub struct TaskSpec {
     /// Free-form kind (the hub's default is `task`).
     #[arg(long)]
     pub kind: Option<String>,
@@ -77,6 +73,25 @@ pub struct DispatchArgs {
     /// Shorthand for `--payload '{"text": TEXT}'`.
     #[arg(long)]
     pub text: Option<String>,
+}
+
+impl TaskSpec {
+    /// `--payload` or `--text` as the payload object (empty without either).
+    pub fn payload(&self) -> anyhow::Result<Map<String, Value>> {
+        payload(self.payload.as_deref(), self.text.as_deref())
+    }
+}
+
+/// `clawnet tasks dispatch`.
+#[derive(Debug, clap::Args)]
+pub struct DispatchArgs {
+    #[command(flatten)]
+    pub conn: Conn,
+    /// The agent that runs it: `@handle` or agent id.
+    #[arg(long)]
+    pub to: String,
+    #[command(flatten)]
+    pub spec: TaskSpec,
     /// While a task with this key is active for the target, dispatching
     /// again returns that task instead of a new one.
     #[arg(long)]
@@ -185,10 +200,7 @@ pub async fn run(cmd: TasksCmd) -> anyhow::Result<()> {
 }
 
 /// `--payload` or `--text` as the payload object (empty without either).
-pub(crate) fn payload(
-    payload: Option<&str>,
-    text: Option<&str>,
-) -> anyhow::Result<Map<String, Value>> {
+fn payload(payload: Option<&str>, text: Option<&str>) -> anyhow::Result<Map<String, Value>> {
     if let Some(text) = text {
         let mut m = Map::new();
         m.insert("text".into(), Value::String(text.to_owned()));
@@ -207,8 +219,8 @@ async fn dispatch(a: DispatchArgs) -> anyhow::Result<()> {
     let rest = a.conn.rest()?;
     let params = DispatchParams {
         target: a.to.clone(),
-        kind: a.kind.clone(),
-        payload: payload(a.payload.as_deref(), a.text.as_deref())?,
+        kind: a.spec.kind.clone(),
+        payload: a.spec.payload()?,
         dedupe_key: a.dedupe_key.clone(),
         run_at: None,
         delay_ms: a.delay_ms,

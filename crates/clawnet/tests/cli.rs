@@ -1,68 +1,19 @@
 //! The binary end to end: `serve` as a child process, then the client
 //! commands against it, as a person would type them.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_clawnet");
+use common::{cli, serve_generated, Hub, BIN};
 
-struct Hub {
-    child: Child,
-    url: String,
-    token: String,
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Start `clawnet serve` on an ephemeral port and read the generated master
-/// token and address from its first lines.
-fn serve() -> Hub {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env_remove("CLAWNET_MASTER_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let out = BufReader::new(child.stdout.take().expect("stdout"));
-    let (mut token, mut url) = (None, None);
-    for line in out.lines() {
-        let line = line.expect("line");
-        if let Some(t) = line.strip_prefix("clawnet: generated master token (shown once): ") {
-            token = Some(t.to_owned());
-        }
-        if let Some(rest) = line.strip_prefix("clawnet: listening on ") {
-            url = rest.split_whitespace().next().map(str::to_owned);
-            break;
-        }
-    }
-    Hub {
-        child,
-        url: url.expect("listening line"),
-        token: token.expect("generated token printed"),
-    }
-}
-
+/// Run the CLI against `hub` as `token`: success, stdout, stderr.
 fn run(hub: &Hub, token: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .args(["--url", &hub.url, "--token", token])
-        .env_remove("CLAWNET_URL")
-        .env_remove("CLAWNET_TOKEN")
-        .output()
-        .expect("run");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let r = cli(hub, token, args);
+    (r.ok, r.out, r.err)
 }
 
 #[test]
@@ -91,10 +42,10 @@ fn invalid_configuration_lists_every_problem_and_exits_non_zero() {
 
 #[test]
 fn chat_dm_and_tail_against_a_real_hub() {
-    let hub = serve();
+    let (hub, master) = serve_generated();
     let (ok, out, err) = run(
         &hub,
-        &hub.token,
+        &master,
         &["agents", "create", "--id", "bob", "--handle", "Bob"],
     );
     assert!(ok, "{err}");
@@ -125,7 +76,7 @@ fn chat_dm_and_tail_against_a_real_hub() {
     loop {
         let (ok, sent, err) = run(
             &hub,
-            &hub.token,
+            &master,
             &["chat", "--room", "global", "--msg", "ping"],
         );
         assert!(ok, "{err}");
@@ -147,7 +98,7 @@ fn chat_dm_and_tail_against_a_real_hub() {
     // A DM by handle lands in the sorted-id room.
     let (ok, out, err) = run(
         &hub,
-        &hub.token,
+        &master,
         &["chat", "--to", "@bob", "--msg", "hi", "--json"],
     );
     assert!(ok, "{err}");
@@ -168,10 +119,10 @@ fn chat_dm_and_tail_against_a_real_hub() {
 
 #[test]
 fn login_stores_url_and_token_privately_and_chat_uses_them() {
-    let hub = serve();
+    let (hub, master) = serve_generated();
     let home = tempfile::tempdir().expect("tmp");
     let login = Command::new(BIN)
-        .args(["login", "--url", &hub.url, "--token", &hub.token])
+        .args(["login", "--url", &hub.url, "--token", &master])
         .env("XDG_CONFIG_HOME", home.path())
         .env("HOME", home.path())
         .output()

@@ -8,23 +8,19 @@
 //! The kill schedule is random; the seed is printed and `CRASH_TEST_SEED=N`
 //! replays it (the moments a kill lands in a commit still vary).
 
-use std::collections::hash_map::RandomState;
+mod common;
+
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_clawnet");
-/// Fixed, so the master credential is the same after every restart.
-const MASTER: &str = "crash-test-master-token-0123456789abcdef";
+use common::{http_client, register, seed, Rng, Server, BIN, MASTER};
+
 const SENDERS: usize = 20;
 const KILLS: usize = 5;
 /// A safety bound only: senders normally stop when the kills are over.
@@ -34,128 +30,6 @@ const BUDGET: Duration = Duration::from_secs(60);
 /// ACKs a restarted hub must hand out before the next kill is scheduled, so
 /// every kill lands while messages are flowing.
 const ACKS_BETWEEN_KILLS: u64 = 20;
-
-/// A small deterministic generator (xorshift64*): the schedule needs no more,
-/// and a seed makes a run replayable.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform-enough in `lo..hi` milliseconds.
-    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(lo + self.next() % (hi - lo))
-    }
-}
-
-fn seed() -> u64 {
-    match std::env::var("CRASH_TEST_SEED") {
-        Ok(s) => s.parse().expect("CRASH_TEST_SEED must be a u64"),
-        Err(_) => RandomState::new().build_hasher().finish(),
-    }
-}
-
-/// One `clawnet serve` process. Dropping it (also while a failed assertion
-/// unwinds) kills it, so no hub outlives the test.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-impl Server {
-    /// Start a hub on `db` and wait until it answers `/readyz`. This is the
-    /// "file opens cleanly" check: after a crash the process must open the
-    /// file (WAL recovery included), bind and serve reads again.
-    async fn start(db: &Path, deadline: Instant) -> Self {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn"])
-            .arg("--store")
-            .arg(format!("sqlite://{}", db.display()));
-        // The hub reads every CLAWNET_* variable; only ours may reach it.
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("CLAWNET_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("CLAWNET_MASTER_TOKEN", MASTER)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().expect("spawn clawnet serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        // Keep draining stdout after the address line so the hub never
-        // writes into a closed pipe.
-        tokio::spawn(async move {
-            let mut tx = Some(tx);
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.strip_prefix("clawnet: listening on ") {
-                    if let (Some(tx), Some(url)) = (tx.take(), rest.split_whitespace().next()) {
-                        let _ = tx.send(url.to_owned());
-                    }
-                }
-            }
-        });
-        let wait = deadline.saturating_duration_since(Instant::now());
-        let url = match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(url)) => url,
-            Ok(Err(_)) => {
-                let status = child.wait().await.expect("wait");
-                panic!("the hub exited before listening ({status}): it could not open {db:?}")
-            }
-            Err(_) => panic!("the hub did not start listening within the test budget"),
-        };
-        let mut server = Self { child, url };
-        let client = reqwest::Client::new();
-        loop {
-            let ready = client
-                .get(format!("{}/readyz", server.url))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                return server;
-            }
-            if let Some(status) = server.child.try_wait().expect("try_wait") {
-                panic!("the hub exited before it was ready ({status}) on {db:?}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the restarted hub never became ready"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGKILL (what `Child::start_kill` sends on Unix) and reap: no shutdown
-    /// handler runs, no WAL checkpoint, no connection closes cleanly.
-    async fn crash(mut self) {
-        self.child.start_kill().expect("SIGKILL");
-        let status = self.child.wait().await.expect("wait");
-        assert_eq!(
-            status.signal(),
-            Some(9),
-            "the hub should have died of SIGKILL, not {status}"
-        );
-    }
-}
 
 /// What a sender learned from one ACK.
 #[derive(Debug, Clone)]
@@ -277,19 +151,6 @@ async fn sender(sh: Arc<Shared>, agent: String, token: String, seed: u64) -> Vec
     acks
 }
 
-async fn register(client: &reqwest::Client, url: &str, agent: &str) -> String {
-    let res = client
-        .post(format!("{url}/api/v1/agents"))
-        .bearer_auth(MASTER)
-        .json(&json!({"agent_id": agent, "handle": agent, "role": "worker"}))
-        .send()
-        .await
-        .expect("register agent");
-    assert_eq!(res.status(), 201, "register {agent}");
-    let v: Value = res.json().await.expect("agent json");
-    v["token"].as_str().expect("token").to_owned()
-}
-
 /// The whole `global` history, page by page.
 async fn history(client: &reqwest::Client, url: &str) -> (Vec<Value>, u64) {
     let (mut all, mut after) = (Vec::new(), 0u64);
@@ -367,13 +228,9 @@ async fn acked_messages_survive_sigkill_exactly_once_with_gapless_seqs() {
 
     let dir = tempfile::tempdir().expect("tmp");
     let db: PathBuf = dir.path().join("clawnet.db");
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(1))
-        .timeout(Duration::from_secs(5))
-        .build()
-        .expect("http client");
+    let client = http_client();
 
-    let mut server = Server::start(&db, deadline).await;
+    let mut server = Server::start(&db, &[], deadline).await;
     // Agents and their tokens are in the file, so they outlive every crash.
     let mut agents = Vec::new();
     for i in 0..SENDERS {
@@ -416,7 +273,7 @@ async fn acked_messages_survive_sigkill_exactly_once_with_gapless_seqs() {
         sh.set_url(None);
         let acks_before = sh.acks.load(Ordering::SeqCst);
         server.crash().await;
-        server = Server::start(&db, deadline).await;
+        server = Server::start(&db, &[], deadline).await;
         println!(
             "kill {k}: {acks_before} ACKs before it; restarted at {} after {:?}",
             server.url,
@@ -443,7 +300,7 @@ async fn acked_messages_survive_sigkill_exactly_once_with_gapless_seqs() {
     // One more crash with nothing in flight, so what is checked below is
     // what a fresh process reads back from the file.
     server.crash().await;
-    let server = Server::start(&db, deadline).await;
+    let server = Server::start(&db, &[], deadline).await;
     let (messages, last_seq) = history(&client, &server.url).await;
 
     let retried = acks.iter().filter(|a| a.attempts > 1).count();
@@ -506,7 +363,7 @@ async fn acked_messages_survive_sigkill_exactly_once_with_gapless_seqs() {
     // copy serves the same history, and SQLite finds both intact.
     let copy = dir.path().join("backup.db");
     backup(&db, &copy).await;
-    let replica = Server::start(&copy, deadline).await;
+    let replica = Server::start(&copy, &[], deadline).await;
     let (copied, copied_last) = history(&client, &replica.url).await;
     assert_eq!(copied_last, last_seq, "backup's last seq");
     assert_eq!(copied, messages, "backup's history");

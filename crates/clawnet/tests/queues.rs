@@ -2,15 +2,13 @@
 //! hub (`clawnet serve` as a child process), real `clawnet worker`
 //! processes, and the CLI as a person or a script would use it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_clawnet");
-const MASTER: &str = "queues-test-master-token-0123456789abcdef";
+use common::*;
 
 /// What the test workers run, by task kind.
 const SCRIPT: &str = r#"case "$CLAWNET_TASK_KIND" in
@@ -19,201 +17,12 @@ const SCRIPT: &str = r#"case "$CLAWNET_TASK_KIND" in
   *) cat ;;
 esac"#;
 
-/// Drop every `CLAWNET_*` variable of the test's environment: only what a
-/// test passes may reach the binary.
-fn clean(cmd: &mut Command) -> &mut Command {
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("CLAWNET_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
-
-struct Hub {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Start `clawnet serve` with `args` on an ephemeral port and wait for its
-/// listening line.
-fn serve(args: &[&str]) -> Hub {
-    let mut cmd = Command::new(BIN);
-    clean(&mut cmd)
-        .args(["serve", "--log-level", "warn", "--listen", "127.0.0.1:0"])
-        .args(["--set", "tasks.dispatches_per_minute=0"])
-        .args(args)
-        .env("CLAWNET_MASTER_TOKEN", MASTER)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().expect("spawn serve");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut url = None;
-    for line in lines.by_ref() {
-        let line = line.expect("line");
-        if let Some(rest) = line.strip_prefix("clawnet: listening on ") {
-            url = rest.split_whitespace().next().map(str::to_owned);
-            break;
-        }
-    }
-    // Keep reading so the hub never writes into a closed pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Hub {
-        child,
-        url: url.expect("the hub printed its listening line"),
-    }
-}
-
-/// The outcome of one CLI run.
-struct Run {
-    ok: bool,
-    code: Option<i32>,
-    out: String,
-    err: String,
-}
-
-impl Run {
-    fn from(o: Output) -> Self {
-        Self {
-            ok: o.status.success(),
-            code: o.status.code(),
-            out: String::from_utf8_lossy(&o.stdout).into_owned(),
-            err: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
-
-    fn json(&self) -> Value {
-        let line = self.out.lines().last().unwrap_or_default();
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.out))
-    }
-
-    /// The table's data row whose first column is `key`, split on
-    /// whitespace.
-    fn row(&self, key: &str) -> Vec<&str> {
-        self.out
-            .lines()
-            .skip(1)
-            .map(|l| l.split_whitespace().collect::<Vec<_>>())
-            .find(|cells| cells.first() == Some(&key))
-            .unwrap_or_else(|| panic!("no row {key}:\n{}", self.out))
-    }
-
-    /// Failed with exit 1, the hub's code in the message.
-    fn refused(&self, code: &str) -> bool {
-        self.code == Some(1) && self.err.contains(code)
-    }
-}
-
-fn cli_cmd(hub: &Hub, token: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    clean(&mut cmd)
-        .args(args)
-        .args(["--url", &hub.url, "--token", token]);
-    cmd
-}
-
-fn cli(hub: &Hub, token: &str, args: &[&str]) -> Run {
-    Run::from(cli_cmd(hub, token, args).output().expect("run clawnet"))
-}
-
-/// Run as master; must succeed.
-fn ok(hub: &Hub, args: &[&str]) -> Run {
-    let r = cli(hub, MASTER, args);
-    assert!(r.ok, "{args:?}: {}", r.err);
-    r
-}
-
-/// Register an agent (handle = id) and return its token.
-fn agent(hub: &Hub, id: &str) -> String {
-    let r = ok(
-        hub,
-        &["agents", "create", "--id", id, "--handle", id, "--json"],
-    );
-    r.json()["token"].as_str().expect("token").to_owned()
-}
-
-/// Dispatch as master with `--json`; the task id.
-fn dispatch(hub: &Hub, args: &[&str]) -> String {
-    let mut all = vec!["tasks", "dispatch", "--json"];
-    all.extend_from_slice(args);
-    ok(hub, &all).json()["task"]["task_id"]
-        .as_str()
-        .expect("task_id")
-        .to_owned()
-}
-
-fn task_state(hub: &Hub, id: &str) -> String {
-    let t = ok(hub, &["tasks", "status", id, "--json"]).json();
-    t["state"].as_str().expect("state").to_owned()
-}
-
-/// Poll until the task is in `state`.
-fn wait_state(hub: &Hub, id: &str, state: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = task_state(hub, id);
-        if now == state {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{id} never became {state}: {now}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A `clawnet worker` process running [`SCRIPT`].
-struct Worker {
-    child: Child,
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Worker {
-    fn start(hub: &Hub, token: &str) -> Self {
-        let mut child = cli_cmd(hub, token, &["worker", "--exec", SCRIPT])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn worker");
-        let connected = Arc::new(Mutex::new(false));
-        let flag = connected.clone();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("connected as") {
-                    *flag.lock().expect("flag") = true;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !*connected.lock().expect("flag") {
-            assert!(Instant::now() < deadline, "the worker never connected");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child }
-    }
-}
-
 #[test]
 fn master_pauses_and_resumes_queues_and_everyone_lists_them() {
     let hub = serve(&[]);
     let w1 = agent(&hub, "w1");
     agent(&hub, "w2");
-    let _worker = Worker::start(&hub, &w1);
+    let _worker = Worker::start(&hub, &w1, SCRIPT, &[]);
     dispatch(&hub, &["--to", "@w2", "--text", "nobody works for w2"]);
 
     // Pausing is for master: a worker is refused, code and message, exit 1.
@@ -246,12 +55,12 @@ fn master_pauses_and_resumes_queues_and_everyone_lists_them() {
         .unwrap_or_else(|| panic!("{}", r.out))
         .to_owned();
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(task_state(&hub, &id), "queued");
+    assert_eq!(status(&hub, &id)["state"], "queued");
 
     // The table for people: aligned columns, one row per queue.
     let r = ok(&hub, &["queues", "list"]);
     let header = r.out.lines().next().unwrap_or_default();
-    let cols: Vec<&str> = header.split_whitespace().collect();
+    let cols = r.header();
     assert_eq!(
         cols,
         [
@@ -301,7 +110,7 @@ fn master_pauses_and_resumes_queues_and_everyone_lists_them() {
     let q = ok(&hub, &["queues", "resume", "w1", "--json"]).json();
     assert_eq!(q["name"], "w1");
     assert_eq!(q["paused"], false);
-    wait_state(&hub, &id, "succeeded");
+    wait_state(&hub, &id, "succeeded", Duration::from_secs(10));
     let r = ok(&hub, &["queues", "list"]);
     assert_eq!(
         r.row("w1"),
@@ -309,6 +118,13 @@ fn master_pauses_and_resumes_queues_and_everyone_lists_them() {
     );
     let r = ok(&hub, &["queues", "resume", "@w1"]);
     assert_eq!(r.out.trim(), "resumed queue w1 (@w1): 0 waiting, 0 running");
+}
+
+/// `schedules create ARGS` as master.
+fn create_schedule(hub: &Hub, args: &[&str]) -> Run {
+    let mut all = vec!["schedules", "create"];
+    all.extend_from_slice(args);
+    cli(hub, MASTER, &all)
 }
 
 #[test]
@@ -355,47 +171,20 @@ fn schedules_are_created_once_listed_fired_and_deleted() {
     assert!(r.out.contains(&id), "{}", r.out);
 
     // The hub's refusals: code and message, exit 1; bad input before that.
-    let r = cli(
-        &hub,
-        MASTER,
-        &["schedules", "create", "--to", "@w2", "--cron", "61 * * * *"],
-    );
+    let r = create_schedule(&hub, &["--to", "@w2", "--cron", "61 * * * *"]);
     assert!(r.refused("invalid"), "{}", r.err);
-    let r = cli(
-        &hub,
-        MASTER,
-        &[
-            "schedules",
-            "create",
-            "--to",
-            "@nobody",
-            "--cron",
-            "0 * * * *",
-        ],
-    );
+    let r = create_schedule(&hub, &["--to", "@nobody", "--cron", "0 * * * *"]);
     assert!(r.refused("not_found"), "{}", r.err);
-    let r = cli(
+    let r = create_schedule(
         &hub,
-        MASTER,
-        &[
-            "schedules",
-            "create",
-            "--to",
-            "w2",
-            "--cron",
-            "0 * * * *",
-            "--payload",
-            "[1]",
-        ],
+        &["--to", "w2", "--cron", "0 * * * *", "--payload", "[1]"],
     );
     assert!(r.refused("JSON object"), "{}", r.err);
 
     // Every second, kind tick: a task comes within a sweep or two.
-    let tick = ok(
+    let tick = create_schedule(
         &hub,
         &[
-            "schedules",
-            "create",
             "--to",
             "w2",
             "--cron",
@@ -406,8 +195,9 @@ fn schedules_are_created_once_listed_fired_and_deleted() {
             "2",
             "--json",
         ],
-    )
-    .json();
+    );
+    assert!(tick.ok, "{}", tick.err);
+    let tick = tick.json();
     assert_eq!(tick["created"], true);
     let tick_id = tick["schedule"]["schedule_id"]
         .as_str()
@@ -469,9 +259,9 @@ fn activity_shows_who_works_idles_is_offline_or_has_an_open_breaker() {
     let idle_token = agent(&hub, "idle");
     let flaky_token = agent(&hub, "flaky");
     agent(&hub, "off");
-    let _busy = Worker::start(&hub, &busy_token);
-    let _idle = Worker::start(&hub, &idle_token);
-    let _flaky = Worker::start(&hub, &flaky_token);
+    let _busy = Worker::start(&hub, &busy_token, SCRIPT, &[]);
+    let _idle = Worker::start(&hub, &idle_token, SCRIPT, &[]);
+    let _flaky = Worker::start(&hub, &flaky_token, SCRIPT, &[]);
 
     let running = dispatch(&hub, &["--to", "@busy", "--kind", "hang"]);
     let failed = dispatch(
@@ -483,13 +273,13 @@ fn activity_shows_who_works_idles_is_offline_or_has_an_open_breaker() {
         &hub,
         &["--to", "@off", "--text", "later", "--delay-ms", "60000"],
     );
-    wait_state(&hub, &running, "running");
-    wait_state(&hub, &failed, "failed");
+    wait_state(&hub, &running, "running", Duration::from_secs(10));
+    wait_state(&hub, &failed, "failed", Duration::from_secs(10));
     ok(&hub, &["queues", "pause", "off"]);
 
     let r = ok(&hub, &["activity"]);
     let header = r.out.lines().next().unwrap_or_default();
-    let cols: Vec<&str> = header.split_whitespace().collect();
+    let cols = r.header();
     assert_eq!(
         cols,
         [

@@ -21,30 +21,21 @@
 //! The kill schedule is random; the seed is printed and `CRASH_TEST_SEED=N`
 //! replays it (the moments a kill lands in a commit still vary).
 
-use std::collections::hash_map::RandomState;
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasher, Hasher};
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-const BIN: &str = env!("CARGO_BIN_EXE_clawnet");
-/// Fixed, so the master credential is the same after every restart.
-const MASTER: &str = "task-crash-test-master-token-0123456789abcdef";
+use common::{http_client, open_ws, register, seed, text, Rng, Server, Ws, MASTER};
+
 /// Hub settings: no dispatch limits, short leases, fast retries.
 const SETTINGS: [&str; 5] = [
     "tasks.dispatches_per_minute=0",
@@ -76,137 +67,11 @@ const PROGRESS_BETWEEN_KILLS: u64 = 10;
 /// open its circuit breaker.
 const UPTIME_MS: (u64, u64) = (2200, 3500);
 
-/// A small deterministic generator (xorshift64*): the schedule needs no more,
-/// and a seed makes a run replayable.
-#[derive(Debug)]
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform-enough in `lo..hi` milliseconds.
-    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(lo + self.next() % (hi - lo))
-    }
-}
-
-fn seed() -> u64 {
-    match std::env::var("CRASH_TEST_SEED") {
-        Ok(s) => s.parse().expect("CRASH_TEST_SEED must be a u64"),
-        Err(_) => RandomState::new().build_hasher().finish(),
-    }
-}
-
 fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
         .as_millis() as u64
-}
-
-/// One `clawnet serve` process. Dropping it (also while a failed assertion
-/// unwinds) kills it, so no hub outlives the test.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-impl Server {
-    /// Start a hub on `db` and wait until it answers `/readyz`. This is the
-    /// "file opens" check: after a crash the process must open the file (WAL
-    /// recovery included), bind and serve again.
-    async fn start(db: &Path, deadline: Instant) -> Self {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn"])
-            .arg("--store")
-            .arg(format!("sqlite://{}", db.display()));
-        for s in SETTINGS {
-            cmd.arg("--set").arg(s);
-        }
-        // The hub reads every CLAWNET_* variable; only ours may reach it.
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("CLAWNET_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("CLAWNET_MASTER_TOKEN", MASTER)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().expect("spawn clawnet serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        // Keep draining stdout after the address line so the hub never
-        // writes into a closed pipe.
-        tokio::spawn(async move {
-            let mut tx = Some(tx);
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.strip_prefix("clawnet: listening on ") {
-                    if let (Some(tx), Some(url)) = (tx.take(), rest.split_whitespace().next()) {
-                        let _ = tx.send(url.to_owned());
-                    }
-                }
-            }
-        });
-        let wait = deadline.saturating_duration_since(Instant::now());
-        let url = match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(url)) => url,
-            Ok(Err(_)) => {
-                let status = child.wait().await.expect("wait");
-                panic!("the hub exited before listening ({status}): it could not open {db:?}")
-            }
-            Err(_) => panic!("the hub did not start listening within the test budget"),
-        };
-        let mut server = Self { child, url };
-        let client = reqwest::Client::new();
-        loop {
-            let ready = client
-                .get(format!("{}/readyz", server.url))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                return server;
-            }
-            if let Some(status) = server.child.try_wait().expect("try_wait") {
-                panic!("the hub exited before it was ready ({status}) on {db:?}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the restarted hub never became ready"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGKILL (what `Child::start_kill` sends on Unix) and reap: no shutdown
-    /// handler runs, no WAL checkpoint, no connection closes cleanly.
-    async fn crash(mut self) {
-        self.child.start_kill().expect("SIGKILL");
-        let status = self.child.wait().await.expect("wait");
-        assert_eq!(
-            status.signal(),
-            Some(9),
-            "the hub should have died of SIGKILL, not {status}"
-        );
-    }
 }
 
 /// State the dispatchers and workers share with the killer.
@@ -407,31 +272,6 @@ struct WorkerLog {
     conflicts_live: Vec<String>,
     unavailable: u64,
     refused_connects: u64,
-}
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-async fn open_ws(url: &str, token: &str) -> Option<Ws> {
-    let mut req = format!("{}/ws", url.replacen("http://", "ws://", 1))
-        .into_client_request()
-        .expect("ws request");
-    req.headers_mut().insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
-    );
-    match tokio::time::timeout(
-        Duration::from_secs(2),
-        tokio_tungstenite::connect_async(req),
-    )
-    .await
-    {
-        Ok(Ok((ws, _))) => Some(ws),
-        _ => None,
-    }
-}
-
-fn text(v: &Value) -> Message {
-    Message::Text(v.to_string().into())
 }
 
 /// Connect, reconnecting with backoff whenever the hub dies, until the test
@@ -653,19 +493,6 @@ impl<T> Crew<T> {
     }
 }
 
-async fn register(client: &reqwest::Client, url: &str, agent: &str) -> String {
-    let res = client
-        .post(format!("{url}/api/v1/agents"))
-        .bearer_auth(MASTER)
-        .json(&json!({"agent_id": agent, "handle": agent, "role": "worker"}))
-        .send()
-        .await
-        .expect("register agent");
-    assert_eq!(res.status(), 201, "register {agent}");
-    let v: Value = res.json().await.expect("agent json");
-    v["token"].as_str().expect("token").to_owned()
-}
-
 /// Every stored task, page by page (`GET /api/v1/tasks` as master).
 async fn all_tasks(client: &reqwest::Client, url: &str) -> Vec<Value> {
     let mut all = Vec::new();
@@ -719,13 +546,9 @@ async fn acked_tasks_survive_sigkill_and_complete_once() {
 
     let dir = tempfile::tempdir().expect("tmp");
     let db: PathBuf = dir.path().join("tasks.db");
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(1))
-        .timeout(Duration::from_secs(5))
-        .build()
-        .expect("http client");
+    let client = http_client();
 
-    let mut server = Server::start(&db, deadline).await;
+    let mut server = Server::start(&db, &SETTINGS, deadline).await;
     // Agents and their tokens are in the file, so they outlive every crash.
     let boss = register(&client, &server.url, "boss").await;
     let mut workers = Vec::new();
@@ -797,7 +620,7 @@ async fn acked_tasks_survive_sigkill_and_complete_once() {
         let progress = sh.progress.load(Ordering::SeqCst);
         let down = Instant::now();
         server.crash().await;
-        server = Server::start(&db, deadline).await;
+        server = Server::start(&db, &SETTINGS, deadline).await;
         downtime += down.elapsed();
         eprintln!(
             "kill {k}: {progress} ACKs before it; restarted at {} after {:?}",
@@ -853,7 +676,7 @@ async fn acked_tasks_survive_sigkill_and_complete_once() {
     // One more crash with nothing in flight, so what is checked below is
     // what a fresh process reads back from the file.
     server.crash().await;
-    let server = Server::start(&db, deadline).await;
+    let server = Server::start(&db, &SETTINGS, deadline).await;
     let stored = all_tasks(&client, &server.url).await;
 
     // Stored tasks: ids unique, every one ours (a known key, its target and

@@ -2,17 +2,12 @@
 //! (`clawnet serve` as a child process), real worker processes running real
 //! shell commands, and the CLI as a person or a script would use it.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_clawnet");
-/// Fixed, so a restarted hub on the same SQLite file takes the same token.
-const MASTER: &str = "tasks-test-master-token-0123456789abcdef";
+use common::*;
 
 /// The command every test worker runs: what it does depends on the kind.
 const SCRIPT: &str = r#"case "$CLAWNET_TASK_KIND" in
@@ -24,221 +19,6 @@ const SCRIPT: &str = r#"case "$CLAWNET_TASK_KIND" in
   hang) sleep 30 ;;
   *) echo "unknown kind $CLAWNET_TASK_KIND" >&2; exit 1 ;;
 esac"#;
-
-/// Drop every `CLAWNET_*` variable of the test's environment: only what a
-/// test passes may reach the binary.
-fn clean(cmd: &mut Command) -> &mut Command {
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("CLAWNET_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
-
-struct Hub {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Start `clawnet serve` with `args` (on an ephemeral port unless they say
-/// `--listen`) and wait for its listening line.
-fn serve(args: &[&str]) -> Hub {
-    let mut cmd = Command::new(BIN);
-    clean(&mut cmd)
-        .args(["serve", "--log-level", "warn"])
-        .args(["--set", "tasks.dispatches_per_minute=0"])
-        .args(args);
-    if !args.contains(&"--listen") {
-        cmd.args(["--listen", "127.0.0.1:0"]);
-    }
-    cmd.env("CLAWNET_MASTER_TOKEN", MASTER)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().expect("spawn serve");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut url = None;
-    for line in lines.by_ref() {
-        let line = line.expect("line");
-        if let Some(rest) = line.strip_prefix("clawnet: listening on ") {
-            url = rest.split_whitespace().next().map(str::to_owned);
-            break;
-        }
-    }
-    // Keep reading so the hub never writes into a closed pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Hub {
-        child,
-        url: url.expect("the hub printed its listening line"),
-    }
-}
-
-/// The outcome of one CLI run.
-struct Run {
-    ok: bool,
-    code: Option<i32>,
-    out: String,
-    err: String,
-}
-
-impl Run {
-    fn from(o: Output) -> Self {
-        Self {
-            ok: o.status.success(),
-            code: o.status.code(),
-            out: String::from_utf8_lossy(&o.stdout).into_owned(),
-            err: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
-
-    fn json(&self) -> Value {
-        let line = self.out.lines().last().unwrap_or_default();
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.out))
-    }
-}
-
-fn cli_cmd(hub: &Hub, token: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    clean(&mut cmd)
-        .args(args)
-        .args(["--url", &hub.url, "--token", token]);
-    cmd
-}
-
-fn cli(hub: &Hub, token: &str, args: &[&str]) -> Run {
-    Run::from(cli_cmd(hub, token, args).output().expect("run clawnet"))
-}
-
-/// Register an agent (handle = id) and return its token.
-fn agent(hub: &Hub, id: &str) -> String {
-    let r = cli(
-        hub,
-        MASTER,
-        &["agents", "create", "--id", id, "--handle", id, "--json"],
-    );
-    assert!(r.ok, "{}", r.err);
-    r.json()["token"].as_str().expect("token").to_owned()
-}
-
-/// `tasks status ID --json`.
-fn status(hub: &Hub, id: &str) -> Value {
-    let r = cli(hub, MASTER, &["tasks", "status", id, "--json"]);
-    assert!(r.ok, "{}", r.err);
-    r.json()
-}
-
-/// Poll until the task is in `state`.
-fn wait_state(hub: &Hub, id: &str, state: &str, within: Duration) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let t = status(hub, id);
-        if t["state"] == state {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "{id} never became {state}: {t}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A `clawnet worker` process; its stderr lines are collected.
-struct Worker {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Worker {
-    fn start(hub: &Hub, token: &str, extra: &[&str]) -> Self {
-        let mut child = cli_cmd(hub, token, &["worker", "--exec", SCRIPT])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn worker");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().expect("lines").push(line);
-            }
-        });
-        let w = Self { child, lines };
-        w.wait_for("connected as", Duration::from_secs(10));
-        w
-    }
-
-    fn log(&self) -> String {
-        self.lines.lock().expect("lines").join("\n")
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        let lines = self.lines.lock().expect("lines");
-        lines.iter().filter(|l| l.contains(needle)).count()
-    }
-
-    fn wait_for(&self, needle: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        while self.count(needle) == 0 {
-            assert!(
-                Instant::now() < deadline,
-                "the worker never said {needle:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill {sig} failed");
-    }
-
-    /// Wait for the process to exit; its exit code.
-    fn exit_code(&mut self, within: Duration) -> Option<i32> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the worker did not exit:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-/// Dispatch with `--json` and return the task id.
-fn dispatch(hub: &Hub, args: &[&str]) -> String {
-    let mut all = vec!["tasks", "dispatch", "--json"];
-    all.extend_from_slice(args);
-    let r = cli(hub, MASTER, &all);
-    assert!(r.ok, "{}", r.err);
-    r.json()["task"]["task_id"]
-        .as_str()
-        .expect("task_id")
-        .to_owned()
-}
 
 /// `tasks dispatch … --wait --json` started in the background.
 fn dispatch_waiting(hub: &Hub, args: &[&str]) -> Child {
@@ -267,8 +47,13 @@ fn the_worker_runs_commands_and_reports_what_they_did() {
     // breaker opens after consecutive failures.
     let ok_token = agent(&hub, "w1");
     let bad_token = agent(&hub, "w2");
-    let w1 = Worker::start(&hub, &ok_token, &["--concurrency", "4"]);
-    let w2 = Worker::start(&hub, &bad_token, &["--concurrency", "2", "--timeout", "1"]);
+    let w1 = Worker::start(&hub, &ok_token, SCRIPT, &["--concurrency", "4"]);
+    let w2 = Worker::start(
+        &hub,
+        &bad_token,
+        SCRIPT,
+        &["--concurrency", "2", "--timeout", "1"],
+    );
 
     let echo = dispatch_waiting(
         &hub,
@@ -376,7 +161,7 @@ fn a_stopping_worker_finishes_or_abandons_its_tasks_and_exits_zero() {
 
     // First signal: the running task finishes and is reported; no new task
     // starts.
-    let mut w = Worker::start(&hub, &token, &[]);
+    let mut w = Worker::start(&hub, &token, SCRIPT, &[]);
     let first = dispatch(&hub, &["--to", "@w3", "--kind", "nap", "--text", "a"]);
     w.wait_for("started", Duration::from_secs(10));
     w.signal("-TERM");
@@ -390,7 +175,7 @@ fn a_stopping_worker_finishes_or_abandons_its_tasks_and_exits_zero() {
     // The next worker takes the queued task; two signals abandon a command
     // that would run for long: the worker exits 0 at once and hands the task
     // back (`task.release`): queued again, its attempt not counted.
-    let mut w = Worker::start(&hub, &token, &[]);
+    let mut w = Worker::start(&hub, &token, SCRIPT, &[]);
     wait_state(&hub, &second, "succeeded", Duration::from_secs(10));
     let hang = dispatch(&hub, &["--to", "@w3", "--kind", "hang"]);
     wait_state(&hub, &hang, "running", Duration::from_secs(10));
@@ -405,17 +190,6 @@ fn a_stopping_worker_finishes_or_abandons_its_tasks_and_exits_zero() {
     assert_eq!(t["attempts"], 0, "{t}");
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-fn serve_sqlite(db: &Path, port: u16) -> Hub {
-    let store = format!("sqlite://{}", db.display());
-    let listen = format!("127.0.0.1:{port}");
-    serve(&["--store", &store, "--listen", &listen])
-}
-
 #[test]
 fn the_worker_carries_on_after_the_hub_restarts() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -423,7 +197,7 @@ fn the_worker_carries_on_after_the_hub_restarts() {
     let port = free_port();
     let mut hub = serve_sqlite(&db, port);
     let token = agent(&hub, "w4");
-    let w = Worker::start(&hub, &token, &[]);
+    let w = Worker::start(&hub, &token, SCRIPT, &[]);
 
     // A task is running when the hub dies (SIGKILL) and comes back on the
     // same file and port: the result reaches the new process.
