@@ -13,9 +13,10 @@ extra columns. Medians are taken here over the
 repetitions of each file, the same way for both.
 """
 import json
-import math
 import os
 import sys
+
+from report_lib import fmt, median
 
 
 def get(obj, path):
@@ -24,14 +25,6 @@ def get(obj, path):
             return None
         obj = obj[p]
     return obj if isinstance(obj, (int, float)) and not isinstance(obj, bool) else None
-
-
-def median(values):
-    v = sorted(x for x in values if x is not None and not math.isnan(x))
-    if not v:
-        return None
-    m = len(v) // 2
-    return v[m] if len(v) % 2 else (v[m - 1] + v[m]) / 2
 
 
 def med(doc, path, scale=1.0):
@@ -62,17 +55,6 @@ def other_cpu_sio(key):
 
 def other_cpu_cn(key):
     return residual_cpu(key, "usage.machine_busy_pct", "usage.hub_cpu_pct", "usage.loadgen_cpu_pct")
-
-
-def fmt(x):
-    if x is None:
-        return "n/a"
-    a = abs(x)
-    if a >= 100:
-        return f"{x:,.0f}"
-    if a >= 10:
-        return f"{x:.1f}"
-    return f"{x:.2f}"
 
 
 def ratio(a, b, higher):

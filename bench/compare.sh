@@ -17,41 +17,22 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/bench/peers}
-REPS=${REPS:-3}
-DURATION_MS=${DURATION_MS:-15000}
-WARMUP_MS=${WARMUP_MS:-2000}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 N=${N:-20}
 WINDOW=${WINDOW:-32}
 RATE=${RATE:-2000}
 IDLE_N=${IDLE_N:-1000}
-OUT=$ROOT/bench/results
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-mkdir -p "$OUT/logs"
 
 echo "== config: REPS=$REPS DURATION_MS=$DURATION_MS WARMUP_MS=$WARMUP_MS N=$N WINDOW=$WINDOW RATE=$RATE IDLE_N=$IDLE_N" >&2
 
-# Wait (at most 10 min) until the machine is under 10% busy for 10 s, so a build or test
-# run of someone else does not land in the figures. WAIT_QUIET=0 to skip.
-wait_quiet() {
-  [ "${WAIT_QUIET:-1}" = 1 ] || return 0
-  local i a b t k idle busy
-  for i in $(seq 1 60); do
-    read -r -a a < /proc/stat; sleep 10; read -r -a b < /proc/stat
-    t=0; for k in 1 2 3 4 5 6 7 8; do t=$((t + b[k] - a[k])); done
-    idle=$(( (b[4] - a[4]) + (b[5] - a[5]) )); busy=$(( 100 * (t - idle) / (t > 0 ? t : 1) ))
-    [ "$busy" -lt 10 ] && return 0
-    echo "== machine ${busy}% busy; waiting for it to be quiet (WAIT_QUIET=0 to skip)" >&2
-  done
-  echo "== still busy after 10 min; running anyway" >&2
-}
+# wait_quiet (bench/lib.sh) waits for the machine only: a build or test run of someone
+# else must not land in the figures.
+BUSY_PATTERN=
 
 # --- Socket.IO peer ---------------------------------------------------------
 if [ "${SKIP_PEER:-0}" != 1 ]; then
-  if [ ! -d "$PEERS_DIR/node_modules" ]; then
-    echo "== npm install in $PEERS_DIR" >&2
-    (cd "$PEERS_DIR" && npm install --no-audit --no-fund)
-  fi
+  peer_install
   # The peer's RATES must include RATE (its open-loop scenario key is open<RATE>).
   PEER_RATES=${RATES:-500,$RATE}
   case ",$PEER_RATES," in *",$RATE,"*) ;; *) PEER_RATES="$PEER_RATES,$RATE" ;; esac
@@ -59,23 +40,12 @@ if [ "${SKIP_PEER:-0}" != 1 ]; then
   echo "== Socket.IO peer (node socketio/run.js, RATES=$PEER_RATES)" >&2
   (cd "$PEERS_DIR" && REPS=$REPS DURATION_MS=$DURATION_MS WARMUP_MS=$WARMUP_MS N=$N WINDOW=$WINDOW \
       IDLE_N=$IDLE_N RATES=$PEER_RATES node socketio/run.js) 2>&1 | tee "$OUT/logs/socketio-run-$STAMP.log"
-  cp "$PEERS_DIR/results/socketio-latest.json" "$OUT/socketio-$STAMP.json"
-  cp "$PEERS_DIR/results/socketio-latest.json" "$OUT/socketio-latest.json"
+  peer_keep socketio
 fi
 
 # --- clawnet ----------------------------------------------------------------
 if [ "${SKIP_CLAWNET:-0}" != 1 ]; then
-  echo "== cargo build --release -p clawnet" >&2
-  (cd "$ROOT" && cargo build --release -p clawnet)
-  BIN=$ROOT/target/release/clawnet
-  if "$BIN" bench chat --help >/dev/null 2>&1; then
-    RUN=("$BIN" bench chat)
-  else
-    # Before `clawnet bench chat` is wired into the binary: the crate's example.
-    echo "== 'clawnet bench chat' not available; using the clawnet-bench example" >&2
-    (cd "$ROOT" && cargo build --release -p clawnet-bench --example chat)
-    RUN=("$ROOT/target/release/examples/chat")
-  fi
+  clawnet_runner chat
   wait_quiet
   echo "== clawnet bench chat" >&2
   # shellcheck disable=SC2086
@@ -105,5 +75,4 @@ VARIANT=()
 if [ -f "$OUT/clawnet-bigqueue-latest.json" ]; then VARIANT=("$OUT/clawnet-bigqueue-latest.json"); fi
 python3 "$ROOT/bench/compare.py" "$OUT/socketio-latest.json" "$OUT/clawnet-latest.json" "$RATE" "${VARIANT[@]}" \
   | tee "$OUT/compare-$STAMP.md"
-cp "$OUT/compare-$STAMP.md" "$OUT/compare-latest.md"
-echo "== wrote $OUT/compare-latest.md" >&2
+table_latest compare

@@ -21,51 +21,25 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/bench/peers}
-REPS=${REPS:-3}
-DURATION_MS=${DURATION_MS:-15000}
-WARMUP_MS=${WARMUP_MS:-2000}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 SENDERS=${SENDERS:-20}
 WINDOW=${WINDOW:-2}
 BACKENDS=${BACKENDS:-sqlite,sqlite-full,postgres}
-OUT=$ROOT/bench/results
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-mkdir -p "$OUT/logs"
 
 echo "== config: REPS=$REPS DURATION_MS=$DURATION_MS WARMUP_MS=$WARMUP_MS SENDERS=$SENDERS WINDOW=$WINDOW BACKENDS=$BACKENDS" >&2
 
-# Wait (at most 10 min) until no other benchmark runs and the machine is under 10% busy
-# for 10 s. WAIT_QUIET=0 to skip.
-wait_quiet() {
-  [ "${WAIT_QUIET:-1}" = 1 ] || return 0
-  local i a b t k idle busy
-  for i in $(seq 1 60); do
-    if pgrep -f 'bench/compare\.sh|socketio/run\.js|bullmq/run\.js|examples/chat|clawnet bench chat' >/dev/null; then
-      echo "== another benchmark is running; waiting (WAIT_QUIET=0 to skip)" >&2
-      sleep 10
-      continue
-    fi
-    read -r -a a < /proc/stat; sleep 10; read -r -a b < /proc/stat
-    t=0; for k in 1 2 3 4 5 6 7 8; do t=$((t + b[k] - a[k])); done
-    idle=$(( (b[4] - a[4]) + (b[5] - a[5]) )); busy=$(( 100 * (t - idle) / (t > 0 ? t : 1) ))
-    [ "$busy" -lt 10 ] && return 0
-    echo "== machine ${busy}% busy; waiting for it to be quiet (WAIT_QUIET=0 to skip)" >&2
-  done
-  echo "== still busy after 10 min; running anyway" >&2
-}
+# Other benchmarks wait_quiet (bench/lib.sh) waits for.
+BUSY_PATTERN='bench/compare\.sh|socketio/run\.js|bullmq/run\.js|examples/chat|clawnet bench chat'
 
 # --- NATS JetStream peer -----------------------------------------------------
 if [ "${SKIP_PEER:-0}" != 1 ]; then
-  if [ ! -d "$PEERS_DIR/node_modules" ]; then
-    echo "== npm install in $PEERS_DIR" >&2
-    (cd "$PEERS_DIR" && npm install --no-audit --no-fund)
-  fi
+  peer_install
   wait_quiet
   echo "== NATS peer (node nats/run.js, SUB_PROCS=${NATS_SUB_PROCS:-1}; JetStream with 1 and 2 publisher processes)" >&2
   (cd "$PEERS_DIR" && REPS=$REPS DURATION_MS=$DURATION_MS WARMUP_MS=$WARMUP_MS \
       SUB_PROCS=${NATS_SUB_PROCS:-1} node nats/run.js) 2>&1 | tee "$OUT/logs/nats-run-$STAMP.log"
-  cp "$PEERS_DIR/results/nats-latest.json" "$OUT/nats-$STAMP.json"
-  cp "$PEERS_DIR/results/nats-latest.json" "$OUT/nats-latest.json"
+  peer_keep nats
 fi
 
 # Half of JetStream's median acked publishes/s (best publisher configuration): the rate at
@@ -86,17 +60,7 @@ echo "== JetStream half rate: $JS_HALF/s; clawnet open-loop rates: $RATES" >&2
 
 # --- clawnet -----------------------------------------------------------------
 if [ "${SKIP_CLAWNET:-0}" != 1 ]; then
-  echo "== cargo build --release -p clawnet" >&2
-  (cd "$ROOT" && cargo build --release -p clawnet)
-  BIN=$ROOT/target/release/clawnet
-  if "$BIN" bench store --help >/dev/null 2>&1; then
-    RUN=("$BIN" bench store)
-  else
-    # Before `clawnet bench store` is wired into the binary: the crate's example.
-    echo "== 'clawnet bench store' not available; using the clawnet-bench example" >&2
-    (cd "$ROOT" && cargo build --release -p clawnet-bench --example store)
-    RUN=("$ROOT/target/release/examples/store")
-  fi
+  clawnet_runner store
   wait_quiet
   echo "== clawnet bench store" >&2
   # shellcheck disable=SC2086
@@ -110,5 +74,4 @@ fi
 # --- table -------------------------------------------------------------------
 python3 "$ROOT/bench/store_compare.py" "$OUT/nats-latest.json" "$OUT/clawnet-store-latest.json" \
   | tee "$OUT/store-compare-$STAMP.md"
-cp "$OUT/store-compare-$STAMP.md" "$OUT/store-compare-latest.md"
-echo "== wrote $OUT/store-compare-latest.md" >&2
+table_latest store-compare

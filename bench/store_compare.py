@@ -13,49 +13,13 @@ The optional `memory` backend (a baseline without durability) gets a column too.
 Medians are taken here over the repetitions of each file, the same way for both.
 """
 import json
-import math
 import sys
+
+from report_lib import fmt, get, med, median, num
 
 BACKENDS = [("sqlite", "SQLite"), ("sqlite-full", "SQLite FULL"), ("postgres", "PostgreSQL"),
             ("memory", "memory (not durable)")]
 P99_TARGET_MS = 5.0
-
-
-def num(x):
-    return x if isinstance(x, (int, float)) and not isinstance(x, bool) and not math.isnan(x) else None
-
-
-def get(obj, path):
-    for p in path.split("."):
-        if not isinstance(obj, dict) or p not in obj:
-            return None
-        obj = obj[p]
-    return num(obj)
-
-
-def median(values):
-    v = sorted(x for x in values if num(x) is not None)
-    if not v:
-        return None
-    m = len(v) // 2
-    return v[m] if len(v) % 2 else (v[m - 1] + v[m]) / 2
-
-
-def med(reps, path, scale=1.0):
-    f = path if callable(path) else (lambda r: get(r, path))
-    m = median(f(r) for r in reps)
-    return None if m is None else m * scale
-
-
-def fmt(x):
-    if x is None:
-        return "n/a"
-    a = abs(x)
-    if a >= 100:
-        return f"{x:,.0f}"
-    if a >= 10:
-        return f"{x:.1f}"
-    return f"{x:.2f}"
 
 
 def ratio(a, js):

@@ -20,10 +20,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/bench/peers}
-REPS=${REPS:-3}
-DURATION_MS=${DURATION_MS:-15000}
-WARMUP_MS=${WARMUP_MS:-2000}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 MODES=${MODES:-aof}
 CONCURRENCIES=${CONCURRENCIES:-1,10,50}
 DRAIN_TOTAL=${DRAIN_TOTAL:-100000}
@@ -35,61 +33,27 @@ WORKERS=${WORKERS:-20}
 DISPATCHERS=${DISPATCHERS:-4}
 BACKENDS=${BACKENDS:-sqlite}
 SCENARIOS=${SCENARIOS:-closed,drain,open}
-OUT=$ROOT/bench/results
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-mkdir -p "$OUT/logs"
 
 echo "== config: REPS=$REPS DURATION_MS=$DURATION_MS WARMUP_MS=$WARMUP_MS MODES=$MODES CONCURRENCIES=$CONCURRENCIES DRAIN_TOTAL=$DRAIN_TOTAL RATE=$RATE WORKERS=$WORKERS BACKENDS=$BACKENDS SCENARIOS=$SCENARIOS" >&2
 
-# Wait (at most 10 min) until no other benchmark runs and the machine is under 10% busy
-# for 10 s. WAIT_QUIET=0 to skip.
-wait_quiet() {
-  [ "${WAIT_QUIET:-1}" = 1 ] || return 0
-  local i a b t k idle busy
-  for i in $(seq 1 60); do
-    if pgrep -f 'bench/compare\.sh|bench/store-compare\.sh|socketio/run\.js|bullmq/run\.js|nats/run\.js|examples/(chat|store|tasks)( |$)|clawnet bench (chat|store|tasks)' >/dev/null; then
-      echo "== another benchmark is running; waiting (WAIT_QUIET=0 to skip)" >&2
-      sleep 10
-      continue
-    fi
-    read -r -a a < /proc/stat; sleep 10; read -r -a b < /proc/stat
-    t=0; for k in 1 2 3 4 5 6 7 8; do t=$((t + b[k] - a[k])); done
-    idle=$(( (b[4] - a[4]) + (b[5] - a[5]) )); busy=$(( 100 * (t - idle) / (t > 0 ? t : 1) ))
-    [ "$busy" -lt 10 ] && return 0
-    echo "== machine ${busy}% busy; waiting for it to be quiet (WAIT_QUIET=0 to skip)" >&2
-  done
-  echo "== still busy after 10 min; running anyway" >&2
-}
+# Other benchmarks wait_quiet (bench/lib.sh) waits for.
+BUSY_PATTERN='bench/compare\.sh|bench/store-compare\.sh|socketio/run\.js|bullmq/run\.js|nats/run\.js|examples/(chat|store|tasks)( |$)|clawnet bench (chat|store|tasks)'
 
 # --- BullMQ peer -------------------------------------------------------------
 if [ "${SKIP_PEER:-0}" != 1 ]; then
-  if [ ! -d "$PEERS_DIR/node_modules" ]; then
-    echo "== npm install in $PEERS_DIR" >&2
-    (cd "$PEERS_DIR" && npm install --no-audit --no-fund)
-  fi
+  peer_install
   wait_quiet
   echo "== BullMQ peer (node bullmq/run.js, MODES=$MODES)" >&2
   (cd "$PEERS_DIR" && REPS=$REPS DURATION_MS=$DURATION_MS WARMUP_MS=$WARMUP_MS MODES=$MODES \
       CONCURRENCIES=$CONCURRENCIES DRAIN_TOTAL=$DRAIN_TOTAL DRAIN_MAX_MS=$DRAIN_MAX_MS RATE=$RATE \
       LIVE_CONCURRENCY=$LIVE_CONCURRENCY ADD_CONCURRENCY=$ADD_CONCURRENCY \
       MULTI_WORKERS=${MULTI_WORKERS:-1} node bullmq/run.js) 2>&1 | tee "$OUT/logs/bullmq-run-$STAMP.log"
-  cp "$PEERS_DIR/results/bullmq-latest.json" "$OUT/bullmq-$STAMP.json"
-  cp "$PEERS_DIR/results/bullmq-latest.json" "$OUT/bullmq-latest.json"
+  peer_keep bullmq
 fi
 
 # --- clawnet -----------------------------------------------------------------
 if [ "${SKIP_CLAWNET:-0}" != 1 ]; then
-  echo "== cargo build --release -p clawnet" >&2
-  (cd "$ROOT" && cargo build --release -p clawnet)
-  BIN=$ROOT/target/release/clawnet
-  if "$BIN" bench tasks --help >/dev/null 2>&1; then
-    RUN=("$BIN" bench tasks)
-  else
-    # Before `clawnet bench tasks` is wired into the binary: the crate's example.
-    echo "== 'clawnet bench tasks' not available; using the clawnet-bench example" >&2
-    (cd "$ROOT" && cargo build --release -p clawnet-bench --example tasks)
-    RUN=("$ROOT/target/release/examples/tasks")
-  fi
+  clawnet_runner tasks
   wait_quiet
   echo "== clawnet bench tasks" >&2
   # shellcheck disable=SC2086
@@ -107,5 +71,4 @@ fi
 MODE=${MODES##*,}   # the last mode run (aof by default)
 python3 "$ROOT/bench/tasks_compare.py" "$OUT/bullmq-latest.json" "$OUT/clawnet-tasks-latest.json" "$MODE" \
   | tee "$OUT/tasks-compare-$STAMP.md"
-cp "$OUT/tasks-compare-$STAMP.md" "$OUT/tasks-compare-latest.md"
-echo "== wrote $OUT/tasks-compare-latest.md" >&2
+table_latest tasks-compare

@@ -15,17 +15,5 @@ struct Cli {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    match clawnet_bench::tasks::run(cli.opts).await {
-        Ok(v) => match serde_json::to_string_pretty(&v) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("tasks: {e}");
-                std::process::exit(1);
-            }
-        },
-        Err(e) => {
-            eprintln!("tasks: {e:#}");
-            std::process::exit(1);
-        }
-    }
+    clawnet_bench::harness::print_or_exit("tasks", clawnet_bench::tasks::run(cli.opts).await);
 }

@@ -22,11 +22,12 @@ use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::client::{self, ReaderStats, SendShape, Source, Window, WriterStats};
+use crate::client::{self, ReaderStats, SendShape, Source, WriterStats};
+use crate::harness::{self, f, sleep_until_ns, NoiseRetry};
 use crate::hub::HubProcess;
 use crate::procfs::{self, Usage};
 use crate::stall::StallProbe;
-use crate::stats::{over_reps, Hist, Pick};
+use crate::stats::Hist;
 
 /// A benchmark scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -178,36 +179,17 @@ fn check(opts: &ChatBenchOptions) -> anyhow::Result<()> {
             0
         }) as u64
         + 64;
-    if let Some((soft, _hard)) = procfs::nofile_limits() {
-        if let Ok(soft) = soft.parse::<u64>() {
-            if soft < need {
-                bail!(
-                    "the open-files limit is {soft} but this run needs about {need} sockets; \
-                     raise it first (e.g. `ulimit -n 65536`) or lower --idle-connections/--agents"
-                );
-            }
-        }
-    }
-    Ok(())
+    harness::check_nofile(
+        need,
+        "; raise it first (e.g. `ulimit -n 65536`) or lower --idle-connections/--agents",
+    )
 }
 
 async fn run_inner(opts: ChatBenchOptions) -> anyhow::Result<Value> {
     check(&opts)?;
-    let hub_bin = match &opts.hub_bin {
-        Some(p) => p.clone(),
-        None => {
-            std::env::current_exe().context("cannot locate this executable (pass --hub-bin)")?
-        }
-    };
-    if !hub_bin.is_file() {
-        bail!("hub binary {} does not exist", hub_bin.display());
-    }
-    let log_dir = opts
-        .log_dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("clawnet-bench"));
-    std::fs::create_dir_all(&log_dir)
-        .with_context(|| format!("cannot create {}", log_dir.display()))?;
+    let hub_bin = harness::hub_bin(&opts.hub_bin)?;
+    let log_dir = harness::dir_or_temp(&opts.log_dir, "clawnet-bench");
+    harness::create_dir(&log_dir)?;
     let ctx = Ctx {
         text: Arc::from("x".repeat(opts.payload_bytes)),
         probe: StallProbe::start(Instant::now()),
@@ -215,47 +197,39 @@ async fn run_inner(opts: ChatBenchOptions) -> anyhow::Result<Value> {
         log_dir,
         opts,
     };
-    let version = std::process::Command::new(&ctx.hub_bin)
-        .arg("--version")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let version = harness::hub_version(&ctx.hub_bin);
 
     let mut reps = Vec::new();
     for rep in 1..=ctx.opts.reps {
         let mut out = Map::new();
         out.insert("rep".into(), json!(rep));
         for sc in &ctx.opts.scenarios {
-            let mut discarded = Vec::new();
-            let r = loop {
-                let mut r = match sc {
-                    Scenario::ClosedLoop => load(&ctx, rep, *sc).await,
-                    Scenario::Latency => load(&ctx, rep, *sc).await,
-                    Scenario::Idle => idle(&ctx, rep).await,
+            let sc = *sc;
+            let label = format!("rep{rep} {}", sc.name());
+            let nr = NoiseRetry {
+                retries: ctx.opts.noise_retries,
+                // The idle scenario is never disturbed.
+                threshold_pct: if sc == Scenario::Idle {
+                    f64::INFINITY
+                } else {
+                    ctx.opts.noise_threshold_pct
+                },
+                label: &label,
+                stamp_rep: None,
+            };
+            let ctx = &ctx;
+            let attempt = || async move {
+                let r = match sc {
+                    Scenario::ClosedLoop => load(ctx, rep, sc).await,
+                    Scenario::Latency => load(ctx, rep, sc).await,
+                    Scenario::Idle => idle(ctx, rep).await,
                 }
                 .with_context(|| format!("rep {rep} scenario {}", sc.name()))?;
-                eprintln!("rep{rep} {}", brief(*sc, &r, &ctx.opts));
-                let noise = f(&r, &["usage", "other_cpu_pct"]);
-                let disturbed = *sc != Scenario::Idle && noise > ctx.opts.noise_threshold_pct;
-                if disturbed && discarded.len() < ctx.opts.noise_retries {
-                    eprintln!(
-                        "rep{rep} {}: {noise:.0}% of a core used outside the benchmark; repeating",
-                        sc.name()
-                    );
-                    discarded.push(r);
-                    continue;
-                }
-                if let Some(m) = r.as_object_mut() {
-                    m.insert("disturbed".into(), json!(disturbed));
-                    if !discarded.is_empty() {
-                        m.insert(
-                            "discarded_disturbed_attempts".into(),
-                            Value::Array(discarded),
-                        );
-                    }
-                }
-                break r;
+                eprintln!("rep{rep} {}", brief(sc, &r, &ctx.opts));
+                Ok(r)
             };
+            let noise = |r: &Value| f(r, &["usage", "other_cpu_pct"]);
+            let r = harness::retry_noisy(nr, attempt, noise).await?;
             out.insert(sc.name().into(), r);
         }
         reps.push(Value::Object(out));
@@ -266,23 +240,10 @@ async fn run_inner(opts: ChatBenchOptions) -> anyhow::Result<Value> {
     let mut max = Map::new();
     for sc in &ctx.opts.scenarios {
         let vals: Vec<&Value> = reps.iter().filter_map(|r| r.get(sc.name())).collect();
-        for (dst, p) in [
-            (&mut median, Pick::Median),
-            (&mut min, Pick::Min),
-            (&mut max, Pick::Max),
-        ] {
-            if let Some(v) = over_reps(&vals, p) {
-                dst.insert(sc.name().into(), v);
-            }
-        }
+        harness::pick_into(&vals, sc.name(), [&mut median, &mut min, &mut max]);
     }
     let o = &ctx.opts;
-    let mut env = procfs::environment();
-    if let Some(m) = env.as_object_mut() {
-        m.insert("hub_bin".into(), json!(ctx.hub_bin.display().to_string()));
-        m.insert("hub_version".into(), json!(version));
-        m.insert("hub_logs".into(), json!(ctx.log_dir.display().to_string()));
-    }
+    let env = harness::environment(&ctx.hub_bin, &version, &ctx.log_dir);
     Ok(json!({
         "system": "clawnet",
         "env": env,
@@ -307,13 +268,6 @@ async fn run_inner(opts: ChatBenchOptions) -> anyhow::Result<Value> {
         "max": max,
         "reps": reps,
     }))
-}
-
-async fn sleep_until_ns(win: &Window, t: u64) {
-    let now = win.now_ns();
-    if t > now {
-        tokio::time::sleep(Duration::from_nanos(t - now)).await;
-    }
 }
 
 /// `closed_loop` or `latency` on a fresh hub.
@@ -346,15 +300,8 @@ async fn load(ctx: &Ctx, rep: usize, sc: Scenario) -> anyhow::Result<Value> {
     }
     let connect_ms = t0.elapsed().as_secs_f64() * 1000.0;
 
-    let epoch = ctx.probe.epoch();
-    let start_ns = epoch.elapsed().as_nanos() as u64 + 300_000_000;
-    let m_start = start_ns + o.warmup_ms * 1_000_000;
-    let m_end = m_start + o.duration_ms * 1_000_000;
-    let win = Window {
-        epoch,
-        start_ns: m_start,
-        end_ns: m_end,
-    };
+    let (start_ns, win) = harness::window(ctx.probe.epoch(), o.warmup_ms, o.duration_ms);
+    let (m_start, m_end) = (win.start_ns, win.end_ns);
     let (wstop_tx, wstop) = watch::channel(false);
     let (rstop_tx, rstop) = watch::channel(false);
     let mut readers = Vec::with_capacity(n);
@@ -385,6 +332,7 @@ async fn load(ctx: &Ctx, rep: usize, sc: Scenario) -> anyhow::Result<Value> {
             agent: agents[i].agent_id.clone(),
             text: ctx.text.clone(),
             dedupe_keys: !o.no_dedupe_keys,
+            room: None,
         };
         writers.push(tokio::spawn(client::writer(
             sink,
@@ -397,12 +345,7 @@ async fn load(ctx: &Ctx, rep: usize, sc: Scenario) -> anyhow::Result<Value> {
 
     // CPU/RSS over the measured window.
     let pid = hub.pid;
-    let usage = tokio::spawn(async move {
-        sleep_until_ns(&win, m_start).await;
-        let u = Usage::start(pid);
-        sleep_until_ns(&win, m_end).await;
-        u.stop().await
-    });
+    let usage = harness::usage_over(win, pid);
 
     sleep_until_ns(&win, start_ns).await;
     let mut backlog_max = 0u64;
@@ -417,21 +360,7 @@ async fn load(ctx: &Ctx, rep: usize, sc: Scenario) -> anyhow::Result<Value> {
             // Open loop: the schedule catches up after late ticks, so the
             // offered rate does not depend on the hub's responses.
             let total = o.rate * (o.warmup_ms + o.duration_ms) / 1000;
-            let mut idx = 0u64;
-            loop {
-                let now = win.now_ns();
-                let el = now.saturating_sub(start_ns) as u128;
-                let target = ((el * o.rate as u128 / 1_000_000_000) as u64).min(total);
-                backlog_max = backlog_max.max(target.saturating_sub(idx));
-                while idx < target {
-                    let _ = sched[(idx % n as u64) as usize].send(now);
-                    idx += 1;
-                }
-                if idx >= total {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
+            backlog_max = harness::open_loop(&win, &sched, start_ns, o.rate, total, u64::MAX).await;
             sleep_until_ns(&win, m_end).await;
         }
     }
@@ -591,17 +520,6 @@ async fn idle(ctx: &Ctx, rep: usize) -> anyhow::Result<Value> {
         "hub_alive_at_end": hub_alive,
         "hub_stop": stopped,
     }))
-}
-
-fn f(v: &Value, path: &[&str]) -> f64 {
-    let mut cur = v;
-    for p in path {
-        match cur.get(p) {
-            Some(x) => cur = x,
-            None => return f64::NAN,
-        }
-    }
-    cur.as_f64().unwrap_or(f64::NAN)
 }
 
 /// One line per scenario and repetition, for stderr.

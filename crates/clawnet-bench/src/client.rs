@@ -18,12 +18,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::stats::Hist;
+use crate::wswrite::{self, Next};
 
 /// A client WebSocket.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Heartbeat period (the hub's default `heartbeat_interval_ms`).
-const PING_EVERY: Duration = Duration::from_secs(15);
 /// Most sends written per flush.
 const WRITE_BATCH: usize = 64;
 
@@ -344,70 +343,40 @@ pub struct SendShape {
     pub text: Arc<str>,
     /// Send a unique `dedupe_key` with every message.
     pub dedupe_keys: bool,
+    /// Send to this room (JSON-safe id); `None`: to `global`.
+    pub room: Option<String>,
 }
 
-/// Write sends from `source` until `stop`, and a `ping` every 15 s.
+/// Write sends from `source` (to `global` or the shape's room) until `stop`,
+/// and a `ping` every 15 s.
 pub async fn writer(
-    mut sink: SplitSink<Ws, Message>,
+    sink: SplitSink<Ws, Message>,
     win: Window,
-    mut source: Source,
+    source: Source,
     shape: SendShape,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> WriterStats {
-    let mut s = WriterStats::default();
     let mut next_id: u64 = 2;
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
-    let mut buf = Vec::with_capacity(WRITE_BATCH);
-    let mut open = true;
-    loop {
-        let r: Result<(), tokio_tungstenite::tungstenite::Error> = tokio::select! {
-            biased;
-            _ = stop.changed() => break,
-            _ = ping.tick() => {
-                s.pings += 1;
-                let f = format!(r#"{{"type":"req","id":-{},"method":"ping"}}"#, s.pings);
-                sink.send(Message::Text(f.into())).await
-            }
-            more = source.next(&mut buf), if open => {
-                if !more {
-                    open = false;
-                    continue;
-                }
-                let mut r = Ok(());
-                for stamp in buf.drain(..) {
-                    let t = stamp.unwrap_or_else(|| win.now_ns());
-                    let id = next_id;
-                    next_id += 1;
-                    let dk = if shape.dedupe_keys {
-                        format!(r#","dedupe_key":"{}-{id}""#, shape.agent)
-                    } else {
-                        String::new()
-                    };
-                    let f = format!(
-                        r#"{{"type":"req","id":{id},"method":"chat.send","params":{{"to_type":"global","payload":{{"text":"{}","t":{t}}}{dk}}}}}"#,
-                        shape.text
-                    );
-                    s.sent += 1;
-                    if win.contains(t) {
-                        s.sent_in_window += 1;
-                    }
-                    if let Err(e) = sink.feed(Message::Text(f.into())).await {
-                        r = Err(e);
-                        break;
-                    }
-                }
-                match r {
-                    Ok(()) => sink.flush().await,
-                    Err(e) => Err(e),
-                }
-            }
+    let to = match &shape.room {
+        None => r#""to_type":"global""#.to_owned(),
+        Some(room) => format!(r#""to_type":"room","to_id":"{room}""#),
+    };
+    wswrite::source_writer(sink, win, source, WRITE_BATCH, stop, |stamp| {
+        let t = stamp.unwrap_or_else(|| win.now_ns());
+        let id = next_id;
+        next_id += 1;
+        let dk = if shape.dedupe_keys {
+            format!(r#","dedupe_key":"{}-{id}""#, shape.agent)
+        } else {
+            String::new()
         };
-        if let Err(e) = r {
-            s.error = Some(e.to_string());
-            break;
-        }
-    }
-    s
+        let frame = format!(
+            r#"{{"type":"req","id":{id},"method":"chat.send","params":{{{to},"payload":{{"text":"{}","t":{t}}}{dk}}}}}"#,
+            shape.text
+        );
+        Next::Frame { t, frame }
+    })
+    .await
 }
 
 /// Keep an idle connection alive: read (and drop) whatever arrives, ping
@@ -415,7 +384,7 @@ pub async fn writer(
 /// connection ended early, if it did.
 pub async fn idle(ws: Ws, mut stop: watch::Receiver<bool>) -> (u64, Option<String>) {
     let (mut sink, mut stream) = ws.split();
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let mut ping = wswrite::ping_interval();
     let mut frames = 0u64;
     let mut pings = 0u64;
     loop {
@@ -423,9 +392,7 @@ pub async fn idle(ws: Ws, mut stop: watch::Receiver<bool>) -> (u64, Option<Strin
             biased;
             _ = stop.changed() => return (frames, None),
             _ = ping.tick() => {
-                pings += 1;
-                let f = format!(r#"{{"type":"req","id":-{pings},"method":"ping"}}"#);
-                if let Err(e) = sink.send(Message::Text(f.into())).await {
+                if let Err(e) = wswrite::ping(&mut sink, &mut pings).await {
                     return (frames, Some(format!("ping failed: {e}")));
                 }
             }

@@ -9,6 +9,7 @@
 
 pub mod chat;
 pub mod client;
+pub mod harness;
 pub mod hub;
 pub mod interrupt;
 pub mod procfs;
@@ -16,6 +17,7 @@ pub mod stall;
 pub mod stats;
 pub mod store;
 pub mod tasks;
+pub mod wswrite;
 
 pub use chat::{ChatBenchOptions, Scenario};
 pub use store::StoreBenchOptions;

@@ -32,23 +32,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_postgres::NoTls;
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{self, ReaderStats, Source, Window, WriterStats, Ws};
+use crate::client::{self, ReaderStats, SendShape, Source, WriterStats};
+use crate::harness::{self, f, fs_type, sleep_until_ns, sqlite_files, RepPlan, Summary};
 use crate::hub::HubProcess;
 use crate::procfs::{self, Usage};
 use crate::stall::StallProbe;
 use crate::stats::{over_reps, Hist, Pick};
 
-/// Heartbeat period (the hub's default `heartbeat_interval_ms`).
-const PING_EVERY: Duration = Duration::from_secs(15);
-/// Most sends written per flush.
-const WRITE_BATCH: usize = 64;
 /// How long the hub's connections get to report the kill before the readers
 /// are stopped.
 const AFTER_KILL: Duration = Duration::from_millis(300);
@@ -258,37 +253,14 @@ fn check(opts: &StoreBenchOptions) -> anyhow::Result<()> {
         bail!("the open scenario needs at least one --rate");
     }
     let need = opts.senders as u64 + 64;
-    if let Some((soft, _)) = procfs::nofile_limits() {
-        if soft.parse::<u64>().is_ok_and(|s| s < need) {
-            bail!("the open-files limit is {soft} but this run needs about {need} sockets");
-        }
-    }
-    Ok(())
+    harness::check_nofile(need, "")
 }
 
 async fn run_inner(opts: StoreBenchOptions) -> anyhow::Result<Value> {
     check(&opts)?;
-    let hub_bin = match &opts.hub_bin {
-        Some(p) => p.clone(),
-        None => {
-            std::env::current_exe().context("cannot locate this executable (pass --hub-bin)")?
-        }
-    };
-    if !hub_bin.is_file() {
-        bail!("hub binary {} does not exist", hub_bin.display());
-    }
-    let log_dir = opts
-        .log_dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("clawnet-bench"));
-    let data_dir = opts
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("clawnet-bench-store"));
-    for d in [&log_dir, &data_dir] {
-        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
-    }
-    let data_dir = data_dir.canonicalize().unwrap_or(data_dir);
+    let hub_bin = harness::hub_bin(&opts.hub_bin)?;
+    let (log_dir, data_dir) =
+        harness::log_and_data_dirs(&opts.log_dir, &opts.data_dir, "clawnet-bench-store")?;
     let ctx = Ctx {
         text: Arc::from("x".repeat(opts.payload_bytes)),
         probe: StallProbe::start(Instant::now()),
@@ -302,11 +274,7 @@ async fn run_inner(opts: StoreBenchOptions) -> anyhow::Result<Value> {
         seq: AtomicUsize::new(0),
         opts,
     };
-    let version = std::process::Command::new(&ctx.hub_bin)
-        .arg("--version")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let version = harness::hub_version(&ctx.hub_bin);
 
     let mut pg_env = Value::Null;
     let mut backends = Map::new();
@@ -332,13 +300,9 @@ async fn run_inner(opts: StoreBenchOptions) -> anyhow::Result<Value> {
     }
 
     let o = &ctx.opts;
-    let mut env = procfs::environment();
+    let mut env =
+        harness::environment_with_data(&ctx.hub_bin, &version, &ctx.log_dir, &ctx.data_dir);
     if let Some(m) = env.as_object_mut() {
-        m.insert("hub_bin".into(), json!(ctx.hub_bin.display().to_string()));
-        m.insert("hub_version".into(), json!(version));
-        m.insert("hub_logs".into(), json!(ctx.log_dir.display().to_string()));
-        m.insert("data_dir".into(), json!(ctx.data_dir.display().to_string()));
-        m.insert("data_dir_fs".into(), json!(fs_type(&ctx.data_dir)));
         m.insert("postgres".into(), pg_env);
     }
     Ok(json!({
@@ -413,23 +377,12 @@ async fn backend(ctx: &Ctx, b: Backend) -> anyhow::Result<Value> {
             runs.push((key, reps));
         }
     }
-    let mut median = Map::new();
-    let mut min = Map::new();
-    let mut max = Map::new();
-    let mut reps = Map::new();
-    for (key, vals) in runs {
-        let refs: Vec<&Value> = vals.iter().collect();
-        for (dst, p) in [
-            (&mut median, Pick::Median),
-            (&mut min, Pick::Min),
-            (&mut max, Pick::Max),
-        ] {
-            if let Some(v) = over_reps(&refs, p) {
-                dst.insert(key.clone(), v);
-            }
-        }
-        reps.insert(key, Value::Array(vals));
-    }
+    let Summary {
+        median,
+        min,
+        max,
+        reps,
+    } = harness::summarize(runs);
     Ok(json!({
         "store": store_url_shape(ctx, b),
         "closed_median_acked_per_sec": closed_median,
@@ -445,48 +398,20 @@ async fn backend(ctx: &Ctx, b: Backend) -> anyhow::Result<Value> {
 /// Every repetition of one scenario, with the noise retries.
 async fn reps_of(ctx: &Ctx, b: Backend, load: Load, key: &str) -> anyhow::Result<Vec<Value>> {
     let o = &ctx.opts;
-    let mut out = Vec::with_capacity(o.reps);
-    for rep in 1..=o.reps {
-        let mut discarded = Vec::new();
-        let r = loop {
-            let mut r = one(ctx, b, rep, load, key)
-                .await
-                .with_context(|| format!("rep {rep} scenario {key}"))?;
-            eprintln!("rep{rep} {} {}", b.name(), brief(key, &r));
-            let noise =
-                (f(&r, &["usage", "other_cpu_pct"]) - f(&r, &["db_cpu_pct"]).max(0.0)).max(0.0);
-            let disturbed = noise > o.noise_threshold_pct;
-            if disturbed && discarded.len() < o.noise_retries {
-                eprintln!(
-                    "rep{rep} {} {key}: {noise:.0}% of a core used outside the benchmark; repeating",
-                    b.name()
-                );
-                discarded.push(r);
-                continue;
-            }
-            if let Some(m) = r.as_object_mut() {
-                m.insert("rep".into(), json!(rep));
-                m.insert("outside_cpu_pct".into(), json!(noise));
-                m.insert("disturbed".into(), json!(disturbed));
-                if !discarded.is_empty() {
-                    m.insert(
-                        "discarded_disturbed_attempts".into(),
-                        Value::Array(discarded),
-                    );
-                }
-            }
-            break r;
-        };
-        out.push(r);
-    }
-    Ok(out)
-}
-
-async fn sleep_until_ns(win: &Window, t: u64) {
-    let now = win.now_ns();
-    if t > now {
-        tokio::time::sleep(Duration::from_nanos(t - now)).await;
-    }
+    let plan = RepPlan {
+        reps: o.reps,
+        retries: o.noise_retries,
+        threshold_pct: o.noise_threshold_pct,
+        backend: b.name(),
+        key,
+    };
+    harness::every_rep(
+        plan,
+        |rep| one(ctx, b, rep, load, key),
+        |r| brief(key, r),
+        |r: &Value| (f(r, &["usage", "other_cpu_pct"]) - f(r, &["db_cpu_pct"]).max(0.0)).max(0.0),
+    )
+    .await
 }
 
 /// One repetition of one scenario on a fresh store and hub.
@@ -554,16 +479,9 @@ async fn one(ctx: &Ctx, b: Backend, rep: usize, load: Load, key: &str) -> anyhow
     }
     let connect_ms = t0.elapsed().as_secs_f64() * 1000.0;
 
-    let epoch = ctx.probe.epoch();
-    let start_ns = epoch.elapsed().as_nanos() as u64 + 300_000_000;
-    let m_start = start_ns + o.warmup_ms * 1_000_000;
-    let m_end = m_start + o.duration_ms * 1_000_000;
+    let (start_ns, win) = harness::window(ctx.probe.epoch(), o.warmup_ms, o.duration_ms);
+    let (m_start, m_end) = (win.start_ns, win.end_ns);
     let kill_ns = m_end + o.drain_ms * 1_000_000;
-    let win = Window {
-        epoch,
-        start_ns: m_start,
-        end_ns: m_end,
-    };
     let (wstop_tx, wstop) = watch::channel(false);
     let (rstop_tx, rstop) = watch::channel(false);
     let mut readers = Vec::with_capacity(n);
@@ -590,13 +508,13 @@ async fn one(ctx: &Ctx, b: Backend, rep: usize, load: Load, key: &str) -> anyhow
             back,
             rstop.clone(),
         )));
-        let shape = RoomShape {
-            room: rooms[i].clone(),
+        let shape = SendShape {
             agent: agents[i].agent_id.clone(),
             text: ctx.text.clone(),
             dedupe_keys: !o.no_dedupe_keys,
+            room: Some(rooms[i].clone()),
         };
-        writers.push(tokio::spawn(room_writer(
+        writers.push(tokio::spawn(client::writer(
             sink,
             win,
             feed,
@@ -637,21 +555,7 @@ async fn one(ctx: &Ctx, b: Backend, rep: usize, load: Load, key: &str) -> anyhow
             // The schedule catches up after late ticks, so the offered rate
             // does not depend on the hub's answers; it runs until the kill.
             let total = rate * (o.warmup_ms + o.duration_ms + o.drain_ms) / 1000;
-            let mut idx = 0u64;
-            loop {
-                let now = win.now_ns();
-                let el = now.saturating_sub(start_ns) as u128;
-                let target = ((el * rate as u128 / 1_000_000_000) as u64).min(total);
-                backlog_max = backlog_max.max(target.saturating_sub(idx));
-                while idx < target {
-                    let _ = sched[(idx % n as u64) as usize].send(now);
-                    idx += 1;
-                }
-                if idx >= total || now >= kill_ns {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
+            backlog_max = harness::open_loop(&win, &sched, start_ns, rate, total, kill_ns).await;
         }
     }
     sleep_until_ns(&win, kill_ns).await;
@@ -807,79 +711,6 @@ fn durability(
     })
 }
 
-#[derive(Debug, Clone)]
-struct RoomShape {
-    room: String,
-    agent: String,
-    text: Arc<str>,
-    dedupe_keys: bool,
-}
-
-/// Like [`client::writer`], but `chat.send` goes to the sender's own room
-/// (`client::writer` posts to `global`).
-async fn room_writer(
-    mut sink: SplitSink<Ws, Message>,
-    win: Window,
-    mut feed: Source,
-    shape: RoomShape,
-    mut stop: watch::Receiver<bool>,
-) -> WriterStats {
-    let mut s = WriterStats::default();
-    let mut next_id: u64 = 2;
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
-    let mut buf = Vec::with_capacity(WRITE_BATCH);
-    let mut open = true;
-    loop {
-        let r: Result<(), tokio_tungstenite::tungstenite::Error> = tokio::select! {
-            biased;
-            _ = stop.changed() => break,
-            _ = ping.tick() => {
-                s.pings += 1;
-                let f = format!(r#"{{"type":"req","id":-{},"method":"ping"}}"#, s.pings);
-                sink.send(Message::Text(f.into())).await
-            }
-            more = feed.next(&mut buf), if open => {
-                if !more {
-                    open = false;
-                    continue;
-                }
-                let mut r = Ok(());
-                for stamp in buf.drain(..) {
-                    let t = stamp.unwrap_or_else(|| win.now_ns());
-                    let id = next_id;
-                    next_id += 1;
-                    let dk = if shape.dedupe_keys {
-                        format!(r#","dedupe_key":"{}-{id}""#, shape.agent)
-                    } else {
-                        String::new()
-                    };
-                    let f = format!(
-                        r#"{{"type":"req","id":{id},"method":"chat.send","params":{{"to_type":"room","to_id":"{}","payload":{{"text":"{}","t":{t}}}{dk}}}}}"#,
-                        shape.room, shape.text
-                    );
-                    s.sent += 1;
-                    if win.contains(t) {
-                        s.sent_in_window += 1;
-                    }
-                    if let Err(e) = sink.feed(Message::Text(f.into())).await {
-                        r = Err(e);
-                        break;
-                    }
-                }
-                match r {
-                    Ok(()) => sink.flush().await,
-                    Err(e) => Err(e),
-                }
-            }
-        };
-        if let Err(e) = r {
-            s.error = Some(e.to_string());
-            break;
-        }
-    }
-    s
-}
-
 /// The store of one run: a fresh SQLite file or PostgreSQL schema, removed
 /// by [`Db::cleanup`] (or, failing that, on drop).
 #[derive(Debug)]
@@ -893,15 +724,6 @@ enum Db {
         schema: String,
         dropped: bool,
     },
-}
-
-fn sqlite_files(path: &Path) -> [PathBuf; 3] {
-    let s = path.display().to_string();
-    [
-        path.to_path_buf(),
-        PathBuf::from(format!("{s}-wal")),
-        PathBuf::from(format!("{s}-shm")),
-    ]
 }
 
 impl Db {
@@ -1137,21 +959,6 @@ fn store_url_shape(ctx: &Ctx, b: Backend) -> String {
     }
 }
 
-/// The file system type holding `path` (longest mount point in /proc/mounts).
-fn fs_type(path: &Path) -> Option<String> {
-    let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
-    let p = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    mounts
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            Some((*f.get(1)?, *f.get(2)?))
-        })
-        .filter(|(mp, _)| p.starts_with(mp))
-        .max_by_key(|(mp, _)| mp.len())
-        .map(|(_, t)| t.to_owned())
-}
-
 /// CPU seconds of every process whose `comm` is `name`, by PID.
 fn procs_cpu(name: &str) -> std::collections::HashMap<u32, f64> {
     let mut m = std::collections::HashMap::new();
@@ -1169,17 +976,6 @@ fn procs_cpu(name: &str) -> std::collections::HashMap<u32, f64> {
         }
     }
     m
-}
-
-fn f(v: &Value, path: &[&str]) -> f64 {
-    let mut cur = v;
-    for p in path {
-        match cur.get(p) {
-            Some(x) => cur = x,
-            None => return f64::NAN,
-        }
-    }
-    cur.as_f64().unwrap_or(f64::NAN)
 }
 
 /// One line per backend, scenario and repetition, for stderr.

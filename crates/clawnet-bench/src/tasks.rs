@@ -31,28 +31,28 @@
 //! `succeeded` must be stored as `succeeded`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{self, Source, Window, Ws};
+use crate::client::{self, Source, Window, WriterStats, Ws};
+use crate::harness::{self, f, sleep_until_ns, sqlite_files, RepPlan, Summary};
 use crate::hub::{BenchAgent, HubProcess};
-use crate::procfs::{self, Usage};
+use crate::procfs::Usage;
 use crate::stall::StallProbe;
-use crate::stats::{over_reps, Hist, Pick};
+use crate::stats::Hist;
+use crate::wswrite::{self, Next};
 
-/// Heartbeat period (the hub's default `heartbeat_interval_ms`).
-const PING_EVERY: Duration = Duration::from_secs(15);
 /// Most `task.result` frames written per flush.
 const RESULT_BATCH: usize = 256;
 /// How long the drain scenario waits for the first completion.
@@ -284,37 +284,14 @@ fn check(opts: &TasksBenchOptions) -> anyhow::Result<()> {
         bail!("--drain-total, --drain-max-ms and --prefill-inflight must be at least 1");
     }
     let need = (opts.workers + opts.dispatchers) as u64 + 64;
-    if let Some((soft, _)) = procfs::nofile_limits() {
-        if soft.parse::<u64>().is_ok_and(|s| s < need) {
-            bail!("the open-files limit is {soft} but this run needs about {need} sockets");
-        }
-    }
-    Ok(())
+    harness::check_nofile(need, "")
 }
 
 async fn run_inner(opts: TasksBenchOptions) -> anyhow::Result<Value> {
     check(&opts)?;
-    let hub_bin = match &opts.hub_bin {
-        Some(p) => p.clone(),
-        None => {
-            std::env::current_exe().context("cannot locate this executable (pass --hub-bin)")?
-        }
-    };
-    if !hub_bin.is_file() {
-        bail!("hub binary {} does not exist", hub_bin.display());
-    }
-    let log_dir = opts
-        .log_dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("clawnet-bench"));
-    let data_dir = opts
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("clawnet-bench-tasks"));
-    for d in [&log_dir, &data_dir] {
-        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
-    }
-    let data_dir = data_dir.canonicalize().unwrap_or(data_dir);
+    let hub_bin = harness::hub_bin(&opts.hub_bin)?;
+    let (log_dir, data_dir) =
+        harness::log_and_data_dirs(&opts.log_dir, &opts.data_dir, "clawnet-bench-tasks")?;
     let ctx = Ctx {
         text: Arc::from("x".repeat(opts.payload_bytes)),
         probe: StallProbe::start(Instant::now()),
@@ -324,11 +301,7 @@ async fn run_inner(opts: TasksBenchOptions) -> anyhow::Result<Value> {
         seq: AtomicUsize::new(0),
         opts,
     };
-    let version = std::process::Command::new(&ctx.hub_bin)
-        .arg("--version")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let version = harness::hub_version(&ctx.hub_bin);
 
     let mut backends = Map::new();
     for b in ctx.opts.backends.clone() {
@@ -339,14 +312,7 @@ async fn run_inner(opts: TasksBenchOptions) -> anyhow::Result<Value> {
     }
 
     let o = &ctx.opts;
-    let mut env = procfs::environment();
-    if let Some(m) = env.as_object_mut() {
-        m.insert("hub_bin".into(), json!(ctx.hub_bin.display().to_string()));
-        m.insert("hub_version".into(), json!(version));
-        m.insert("hub_logs".into(), json!(ctx.log_dir.display().to_string()));
-        m.insert("data_dir".into(), json!(ctx.data_dir.display().to_string()));
-        m.insert("data_dir_fs".into(), json!(fs_type(&ctx.data_dir)));
-    }
+    let env = harness::environment_with_data(&ctx.hub_bin, &version, &ctx.log_dir, &ctx.data_dir);
     let mut hub_set: Vec<String> = NO_LIMITS.iter().map(|s| (*s).to_owned()).collect();
     hub_set.extend(o.hub_set.iter().cloned());
     Ok(json!({
@@ -426,23 +392,12 @@ async fn backend(ctx: &Ctx, b: TaskBackend) -> anyhow::Result<Value> {
             runs.push((key, reps));
         }
     }
-    let mut median = Map::new();
-    let mut min = Map::new();
-    let mut max = Map::new();
-    let mut reps = Map::new();
-    for (key, vals) in runs {
-        let refs: Vec<&Value> = vals.iter().collect();
-        for (dst, p) in [
-            (&mut median, Pick::Median),
-            (&mut min, Pick::Min),
-            (&mut max, Pick::Max),
-        ] {
-            if let Some(v) = over_reps(&refs, p) {
-                dst.insert(key.clone(), v);
-            }
-        }
-        reps.insert(key, Value::Array(vals));
-    }
+    let Summary {
+        median,
+        min,
+        max,
+        reps,
+    } = harness::summarize(runs);
     Ok(json!({
         "store": store_url_shape(ctx, b),
         "median": median,
@@ -455,47 +410,20 @@ async fn backend(ctx: &Ctx, b: TaskBackend) -> anyhow::Result<Value> {
 /// Every repetition of one scenario, with the noise retries.
 async fn reps_of(ctx: &Ctx, b: TaskBackend, load: Load, key: &str) -> anyhow::Result<Vec<Value>> {
     let o = &ctx.opts;
-    let mut out = Vec::with_capacity(o.reps);
-    for rep in 1..=o.reps {
-        let mut discarded = Vec::new();
-        let r = loop {
-            let mut r = one(ctx, b, rep, load, key)
-                .await
-                .with_context(|| format!("rep {rep} scenario {key}"))?;
-            eprintln!("rep{rep} {} {}", b.name(), brief(key, &r));
-            let noise = f(&r, &["usage", "other_cpu_pct"]).max(0.0);
-            let disturbed = noise > o.noise_threshold_pct;
-            if disturbed && discarded.len() < o.noise_retries {
-                eprintln!(
-                    "rep{rep} {} {key}: {noise:.0}% of a core used outside the benchmark; repeating",
-                    b.name()
-                );
-                discarded.push(r);
-                continue;
-            }
-            if let Some(m) = r.as_object_mut() {
-                m.insert("rep".into(), json!(rep));
-                m.insert("outside_cpu_pct".into(), json!(noise));
-                m.insert("disturbed".into(), json!(disturbed));
-                if !discarded.is_empty() {
-                    m.insert(
-                        "discarded_disturbed_attempts".into(),
-                        Value::Array(discarded),
-                    );
-                }
-            }
-            break r;
-        };
-        out.push(r);
-    }
-    Ok(out)
-}
-
-async fn sleep_until_ns(win: &Window, t: u64) {
-    let now = win.now_ns();
-    if t > now {
-        tokio::time::sleep(Duration::from_nanos(t - now)).await;
-    }
+    let plan = RepPlan {
+        reps: o.reps,
+        retries: o.noise_retries,
+        threshold_pct: o.noise_threshold_pct,
+        backend: b.name(),
+        key,
+    };
+    harness::every_rep(
+        plan,
+        |rep| one(ctx, b, rep, load, key),
+        |r| brief(key, r),
+        |r: &Value| f(r, &["usage", "other_cpu_pct"]).max(0.0),
+    )
+    .await
 }
 
 // ---------------------------------------------------------------------------
@@ -598,6 +526,27 @@ fn read_frame(
     }
 }
 
+/// The next text frame, or `None` at `stop` or when the connection ends
+/// (why: in `disconnect`).
+async fn next_text(
+    stream: &mut SplitStream<Ws>,
+    stop: &mut watch::Receiver<bool>,
+    disconnect: &mut Option<String>,
+) -> Option<tokio_tungstenite::tungstenite::Utf8Bytes> {
+    loop {
+        let m = tokio::select! {
+            biased;
+            _ = stop.changed() => return None,
+            m = stream.next() => m,
+        };
+        match read_frame(m, disconnect) {
+            Read::Text(t) => return Some(t),
+            Read::Skip => {}
+            Read::End => return None,
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Workers.
 
@@ -675,15 +624,8 @@ async fn worker_reader(
     let mut next_id: u64 = 2;
     let mut responses = 0u64;
     loop {
-        let m = tokio::select! {
-            biased;
-            _ = stop.changed() => break,
-            m = stream.next() => m,
-        };
-        let text = match read_frame(m, &mut s.disconnect) {
-            Read::Text(t) => t,
-            Read::Skip => continue,
-            Read::End => break,
+        let Some(text) = next_text(&mut stream, &mut stop, &mut s.disconnect).await else {
+            break;
         };
         let raw = text.as_str();
         if raw.starts_with(UPDATED_PREFIX) {
@@ -773,16 +715,9 @@ async fn worker_reader(
     s
 }
 
-/// What a writer did.
-#[derive(Debug, Default)]
-struct WriteStats {
-    /// Requests written (`task.result` or `task.dispatch`).
-    sent: u64,
-    /// Dispatches time-stamped inside the window.
-    sent_in_window: u64,
-    pings: u64,
-    error: Option<String>,
-}
+/// What a writer did: requests written (`task.result` or `task.dispatch`),
+/// dispatches time-stamped inside the window, pings, the error that ended it.
+type WriteStats = WriterStats;
 
 /// Write the reader's `task.result` frames as they come, and a `ping` every
 /// 15 s, until `stop` or the reader is gone.
@@ -792,34 +727,18 @@ async fn worker_writer(
     mut stop: watch::Receiver<bool>,
 ) -> WriteStats {
     let mut s = WriteStats::default();
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let mut ping = wswrite::ping_interval();
     let mut buf = Vec::with_capacity(RESULT_BATCH);
     loop {
-        let r: Result<(), tokio_tungstenite::tungstenite::Error> = tokio::select! {
+        let r = tokio::select! {
             biased;
             _ = stop.changed() => break,
-            _ = ping.tick() => {
-                s.pings += 1;
-                let f = format!(r#"{{"type":"req","id":-{},"method":"ping"}}"#, s.pings);
-                sink.send(Message::Text(f.into())).await
-            }
+            _ = ping.tick() => wswrite::ping(&mut sink, &mut s.pings).await,
             n = rx.recv_many(&mut buf, RESULT_BATCH) => {
                 if n == 0 {
                     break;
                 }
-                let mut r = Ok(());
-                for frame in buf.drain(..) {
-                    s.sent += 1;
-                    if let Err(e) = sink.feed(Message::Text(frame.into())).await {
-                        r = Err(e);
-                        break;
-                    }
-                }
-                buf.clear();
-                match r {
-                    Ok(()) => sink.flush().await,
-                    Err(e) => Err(e),
-                }
+                wswrite::feed_flush(&mut sink, buf.drain(..), &mut s.sent).await
             }
         };
         if let Err(e) = r {
@@ -830,12 +749,15 @@ async fn worker_writer(
     s
 }
 
-/// A worker connection's reader and writer tasks.
+/// A connection's reader and writer tasks.
 #[derive(Debug)]
-struct WorkerConn {
-    reader: JoinHandle<WorkerStats>,
+struct Conn<R> {
+    reader: JoinHandle<R>,
     writer: JoinHandle<WriteStats>,
 }
+
+/// A worker connection's reader and writer tasks.
+type WorkerConn = Conn<WorkerStats>;
 
 fn spawn_worker(
     ws: Ws,
@@ -896,15 +818,8 @@ async fn dispatcher_reader(
 ) -> DispatcherStats {
     let mut s = DispatcherStats::default();
     loop {
-        let m = tokio::select! {
-            biased;
-            _ = stop.changed() => break,
-            m = stream.next() => m,
-        };
-        let text = match read_frame(m, &mut s.disconnect) {
-            Read::Text(t) => t,
-            Read::Skip => continue,
-            Read::End => break,
+        let Some(text) = next_text(&mut stream, &mut stop, &mut s.disconnect).await else {
+            break;
         };
         let raw = text.as_str();
         let rt = win.now_ns();
@@ -991,80 +906,35 @@ struct DispatchShape {
 /// Write `task.dispatch` requests from `source` until `stop`, and a `ping`
 /// every 15 s.
 async fn dispatcher_writer(
-    mut sink: SplitSink<Ws, Message>,
+    sink: SplitSink<Ws, Message>,
     win: Window,
-    mut source: Source,
+    source: Source,
     shape: DispatchShape,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> WriteStats {
-    let mut s = WriteStats::default();
     let mut next_id: u64 = 2;
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
-    let mut buf = Vec::new();
-    let mut open = true;
-    loop {
-        let r: Result<(), tokio_tungstenite::tungstenite::Error> = tokio::select! {
-            biased;
-            _ = stop.changed() => break,
-            _ = ping.tick() => {
-                s.pings += 1;
-                let f = format!(r#"{{"type":"req","id":-{},"method":"ping"}}"#, s.pings);
-                sink.send(Message::Text(f.into())).await
+    wswrite::source_writer(sink, win, source, 0, stop, |stamp| {
+        if let Some(b) = &shape.budget {
+            if b.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1)).is_err() {
+                return Next::Done;
             }
-            more = source.next(&mut buf), if open => {
-                if !more {
-                    open = false;
-                    continue;
-                }
-                let mut r = Ok(());
-                for stamp in buf.drain(..) {
-                    if !open {
-                        continue;
-                    }
-                    if let Some(b) = &shape.budget {
-                        if b.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1)).is_err() {
-                            open = false;
-                            continue;
-                        }
-                    }
-                    let t = stamp.unwrap_or_else(|| win.now_ns());
-                    let id = next_id;
-                    next_id += 1;
-                    let i = shape.rr.fetch_add(1, Ordering::Relaxed);
-                    let target = &shape.targets[i % shape.targets.len()];
-                    let f = format!(
-                        r#"{{"type":"req","id":{id},"method":"task.dispatch","params":{{"target":"{target}","payload":{{"text":"{}","t":{t}}}}}}}"#,
-                        shape.text
-                    );
-                    s.sent += 1;
-                    if win.contains(t) {
-                        s.sent_in_window += 1;
-                    }
-                    if let Err(e) = sink.feed(Message::Text(f.into())).await {
-                        r = Err(e);
-                        break;
-                    }
-                }
-                match r {
-                    Ok(()) => sink.flush().await,
-                    Err(e) => Err(e),
-                }
-            }
-        };
-        if let Err(e) = r {
-            s.error = Some(e.to_string());
-            break;
         }
-    }
-    s
+        let t = stamp.unwrap_or_else(|| win.now_ns());
+        let id = next_id;
+        next_id += 1;
+        let i = shape.rr.fetch_add(1, Ordering::Relaxed);
+        let target = &shape.targets[i % shape.targets.len()];
+        let frame = format!(
+            r#"{{"type":"req","id":{id},"method":"task.dispatch","params":{{"target":"{target}","payload":{{"text":"{}","t":{t}}}}}}}"#,
+            shape.text
+        );
+        Next::Frame { t, frame }
+    })
+    .await
 }
 
 /// A dispatcher connection's reader and writer tasks.
-#[derive(Debug)]
-struct DispatcherConn {
-    reader: JoinHandle<DispatcherStats>,
-    writer: JoinHandle<WriteStats>,
-}
+type DispatcherConn = Conn<DispatcherStats>;
 
 /// How a dispatcher connection is driven.
 #[derive(Debug)]
@@ -1172,29 +1042,37 @@ fn worker_params(concurrency: usize) -> String {
 
 const PLAIN: &str = r#"{"protocol":2}"#;
 
-async fn join_workers(
-    conns: Vec<WorkerConn>,
-) -> anyhow::Result<(Vec<WorkerStats>, Vec<WriteStats>)> {
+/// Wait for every connection's reader and writer, the writer first when
+/// `writer_first` (else the reader, which the writer ends with).
+async fn join<R>(
+    conns: Vec<Conn<R>>,
+    writer_first: bool,
+) -> anyhow::Result<(Vec<R>, Vec<WriteStats>)> {
     let mut rs = Vec::with_capacity(conns.len());
     let mut ws = Vec::with_capacity(conns.len());
     for c in conns {
-        rs.push(c.reader.await?);
-        // The writer ends once its reader (the sender) is gone.
-        ws.push(c.writer.await?);
+        if writer_first {
+            ws.push(c.writer.await?);
+            rs.push(c.reader.await?);
+        } else {
+            rs.push(c.reader.await?);
+            ws.push(c.writer.await?);
+        }
     }
     Ok((rs, ws))
+}
+
+/// A worker's writer ends once its reader (the sender) is gone.
+async fn join_workers(
+    conns: Vec<WorkerConn>,
+) -> anyhow::Result<(Vec<WorkerStats>, Vec<WriteStats>)> {
+    join(conns, false).await
 }
 
 async fn join_dispatchers(
     conns: Vec<DispatcherConn>,
 ) -> anyhow::Result<(Vec<DispatcherStats>, Vec<WriteStats>)> {
-    let mut rs = Vec::with_capacity(conns.len());
-    let mut ws = Vec::with_capacity(conns.len());
-    for c in conns {
-        ws.push(c.writer.await?);
-        rs.push(c.reader.await?);
-    }
-    Ok((rs, ws))
+    join(conns, true).await
 }
 
 /// One repetition of one scenario on a fresh store and hub.
@@ -1306,16 +1184,9 @@ async fn looped(ctx: &Ctx, s: Setup, load: Load) -> anyhow::Result<Value> {
     let dconns = connect_all(&url, &dispatchers, PLAIN).await?;
     let connect_ms = t0.elapsed().as_secs_f64() * 1000.0;
 
-    let epoch = ctx.probe.epoch();
-    let start_ns = epoch.elapsed().as_nanos() as u64 + 300_000_000;
-    let m_start = start_ns + o.warmup_ms * 1_000_000;
-    let m_end = m_start + o.duration_ms * 1_000_000;
+    let (start_ns, win) = harness::window(ctx.probe.epoch(), o.warmup_ms, o.duration_ms);
+    let (m_start, m_end) = (win.start_ns, win.end_ns);
     let tail_end = m_end + o.tail_ms * 1_000_000;
-    let win = Window {
-        epoch,
-        start_ns: m_start,
-        end_ns: m_end,
-    };
     let (wstop_tx, wstop) = watch::channel(false);
     let (rstop_tx, rstop) = watch::channel(false);
     let responses = Arc::new(AtomicU64::new(0));
@@ -1351,12 +1222,7 @@ async fn looped(ctx: &Ctx, s: Setup, load: Load) -> anyhow::Result<Value> {
     }
 
     let pid = hub.pid;
-    let usage = tokio::spawn(async move {
-        sleep_until_ns(&win, m_start).await;
-        let u = Usage::start(pid);
-        sleep_until_ns(&win, m_end).await;
-        u.stop().await
-    });
+    let usage = harness::usage_over(win, pid);
 
     sleep_until_ns(&win, start_ns).await;
     let mut backlog_max = 0u64;
@@ -1369,22 +1235,7 @@ async fn looped(ctx: &Ctx, s: Setup, load: Load) -> anyhow::Result<Value> {
         }
         Load::Open(rate) => {
             let total = rate * (o.warmup_ms + o.duration_ms) / 1000;
-            let n = sched.len() as u64;
-            let mut idx = 0u64;
-            loop {
-                let now = win.now_ns();
-                let el = now.saturating_sub(start_ns) as u128;
-                let target = ((el * rate as u128 / 1_000_000_000) as u64).min(total);
-                backlog_max = backlog_max.max(target.saturating_sub(idx));
-                while idx < target {
-                    let _ = sched[(idx % n) as usize].send(now);
-                    idx += 1;
-                }
-                if idx >= total || now >= m_end {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
+            backlog_max = harness::open_loop(&win, &sched, start_ns, rate, total, m_end).await;
             sched.clear();
         }
         Load::Drain(_) => unreachable!("drain runs in drain()"),
@@ -1676,15 +1527,6 @@ enum Db {
     Sqlite { path: PathBuf },
 }
 
-fn sqlite_files(path: &Path) -> [PathBuf; 3] {
-    let s = path.display().to_string();
-    [
-        path.to_path_buf(),
-        PathBuf::from(format!("{s}-wal")),
-        PathBuf::from(format!("{s}-shm")),
-    ]
-}
-
 impl Db {
     fn create(ctx: &Ctx, b: TaskBackend, tag: &str) -> Self {
         let n = ctx.seq.fetch_add(1, Ordering::SeqCst);
@@ -1762,32 +1604,6 @@ fn store_url_shape(ctx: &Ctx, b: TaskBackend) -> String {
             ctx.data_dir.display()
         ),
     }
-}
-
-/// The file system type holding `path` (longest mount point in /proc/mounts).
-fn fs_type(path: &Path) -> Option<String> {
-    let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
-    let p = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    mounts
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            Some((*f.get(1)?, *f.get(2)?))
-        })
-        .filter(|(mp, _)| p.starts_with(mp))
-        .max_by_key(|(mp, _)| mp.len())
-        .map(|(_, t)| t.to_owned())
-}
-
-fn f(v: &Value, path: &[&str]) -> f64 {
-    let mut cur = v;
-    for p in path {
-        match cur.get(p) {
-            Some(x) => cur = x,
-            None => return f64::NAN,
-        }
-    }
-    cur.as_f64().unwrap_or(f64::NAN)
 }
 
 /// One line per backend, scenario and repetition, for stderr.
