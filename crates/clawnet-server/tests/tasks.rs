@@ -25,26 +25,49 @@ async fn dispatch(rest: &clawnet_client::Rest, body: Value) -> Result<(u16, Valu
     rest.post("/tasks", &body).await
 }
 
-/// Wait until the task is in `state` (the REST view), or fail.
-async fn wait_state(t: &TestHub, id: &str, state: &str) -> Value {
+/// A hub with a dispatcher `boss` and a worker agent `w1`; their tokens.
+async fn boss_and_worker(
+    cfg: HubConfig,
+    clock: Option<Arc<ManualClock>>,
+) -> (TestHub, String, String) {
+    let t = start_with(cfg, clock.map(|c| c as Arc<dyn clawnet_core::clock::Clock>)).await;
+    let (boss, w) = (t.agent("boss").await, t.agent("w1").await);
+    (t, boss, w)
+}
+
+/// Poll `probe` until it gives `Ok`; after [`WAIT`], fail with its last
+/// `Err` (what it saw instead).
+async fn eventually<T, F, Fut>(probe: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(seen) if tokio::time::Instant::now() >= deadline => panic!("{seen}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// Wait until the task is in `state` (the REST view), or fail.
+async fn wait_state(t: &TestHub, id: &str, state: &str) -> Value {
+    eventually(|| async {
         let task: Value = t.master().get(&format!("/tasks/{id}")).await.expect("get");
         if task["state"] == state {
-            return task;
+            Ok(task)
+        } else {
+            Err(format!("task {id} never reached {state}: {task}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "task {id} never reached {state}: {task}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
 async fn dispatch_runs_on_the_worker_and_the_result_reaches_the_dispatcher() {
-    let t = start_with(fast(), None).await;
-    let (boss, w) = (t.agent("boss").await, t.agent("w1").await);
+    let (t, boss, w) = boss_and_worker(fast(), None).await;
     let mut worker = t.raw_connected(&w, json!({"worker": true})).await;
     let mut watcher = t.raw_connected(&boss, json!({})).await;
     let (status, out) = dispatch(
@@ -123,8 +146,7 @@ async fn dispatch_runs_on_the_worker_and_the_result_reaches_the_dispatcher() {
 #[tokio::test]
 async fn failures_retry_with_backoff_then_dead_letter_with_a_redacted_alert() {
     let clock = Arc::new(ManualClock::new(1_000_000));
-    let t = start_with(fast(), Some(clock.clone())).await;
-    let (boss, w) = (t.agent("boss").await, t.agent("w1").await);
+    let (t, boss, w) = boss_and_worker(fast(), Some(clock.clone())).await;
     let mut worker = t.raw_connected(&w, json!({"worker": true})).await;
     let secret = "QUtJQUlPU0ZPRE5ON0VYQU1QTEUvd0phbHJYVXRuRkVNSQ==";
     let (_, out) = dispatch(
@@ -224,8 +246,7 @@ async fn an_expired_lease_is_a_failed_attempt_and_the_task_runs_again_elsewhere(
     let mut cfg = fast();
     cfg.tasks.lease_ms = 1_000;
     cfg.tasks.backoff_base_ms = 100;
-    let t = start_with(cfg, Some(clock.clone())).await;
-    let (boss, w) = (t.agent("boss").await, t.agent("w1").await);
+    let (t, boss, w) = boss_and_worker(cfg, Some(clock.clone())).await;
     let mut first = t.raw_connected(&w, json!({"worker": true})).await;
     let (_, out) = dispatch(&t.rest(&boss), json!({"target": "w1"}))
         .await
@@ -437,8 +458,7 @@ async fn notes(t: &TestHub, room: &str, task_id: &str) -> Vec<(String, String)> 
 
 #[tokio::test]
 async fn slash_task_in_a_room_dispatches_and_the_lifecycle_lands_in_the_timeline() {
-    let t = start_with(fast(), None).await;
-    let (boss, w) = (t.agent("boss").await, t.agent("w1").await);
+    let (t, boss, w) = boss_and_worker(fast(), None).await;
     t.rest(&boss).create_room("ops", false).await.expect("room");
     t.rest(&w).join_room("ops").await.expect("join");
     let mut worker = t.raw_connected(&w, json!({"worker": true})).await;
@@ -467,22 +487,19 @@ async fn slash_task_in_a_room_dispatches_and_the_lifecycle_lands_in_the_timeline
             json!({"task_id": id, "lease_id": lease, "ok": true, "output": {"text": "disk full on db-2"}}),
         )
         .await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    let n = eventually(|| async {
         let n = notes(&t, "ops", &id).await;
         if n.len() >= 3 {
-            let states: Vec<&str> = n.iter().map(|(s, _)| s.as_str()).collect();
-            assert_eq!(states, ["queued", "running", "succeeded"], "{n:?}");
-            assert!(n[0].1.contains("queued for @w1"), "{n:?}");
-            assert!(n[2].1.ends_with("succeeded: disk full on db-2"), "{n:?}");
-            break;
+            Ok(n)
+        } else {
+            Err(format!("notes so far: {n:?}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "notes so far: {n:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    let states: Vec<&str> = n.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(states, ["queued", "running", "succeeded"], "{n:?}");
+    assert!(n[0].1.contains("queued for @w1"), "{n:?}");
+    assert!(n[2].1.ends_with("succeeded: disk full on db-2"), "{n:?}");
     // The command itself stays in the timeline, before the notes.
     let h = t
         .master()
@@ -503,8 +520,7 @@ async fn slash_task_in_a_room_dispatches_and_the_lifecycle_lands_in_the_timeline
         .send(&send_params("room", Some("ops"), "/status", None))
         .await
         .expect("send");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    eventually(|| async {
         let h = t
             .master()
             .history("ops", None, Some(100))
@@ -523,20 +539,17 @@ async fn slash_task_in_a_room_dispatches_and_the_lifecycle_lands_in_the_timeline
             .iter()
             .any(|x| x.starts_with("status:") && x.contains("@w1 idle"));
         if bad && status {
-            break;
+            Ok(())
+        } else {
+            Err(format!("replies so far: {texts:?}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "replies so far: {texts:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_paused_queue_holds_its_tasks_until_resumed() {
-    let t = start_with(fast(), None).await;
-    let (boss, w) = (t.agent("boss").await, t.agent("w1").await);
+    let (t, boss, w) = boss_and_worker(fast(), None).await;
     let mut worker = t.raw_connected(&w, json!({"worker": true})).await;
     let e = t
         .rest(&boss)
@@ -596,8 +609,7 @@ async fn the_breaker_opens_after_consecutive_failures_and_a_trial_closes_it() {
     cfg.tasks.breaker_reset_ms = 10_000;
     cfg.tasks.backoff_base_ms = 1;
     cfg.tasks.backoff_cap_ms = 1;
-    let t = start_with(cfg, Some(clock.clone())).await;
-    let (boss, w) = (t.agent("boss").await, t.agent("w1").await);
+    let (t, boss, w) = boss_and_worker(cfg, Some(clock.clone())).await;
     let mut worker = t.raw_connected(&w, json!({"worker": true})).await;
     for i in 0..2 {
         dispatch(&t.rest(&boss), json!({"target": "w1", "max_attempts": 1}))
@@ -666,6 +678,19 @@ async fn the_breaker_opens_after_consecutive_failures_and_a_trial_closes_it() {
     assert_eq!(act["agents"][0]["breaker"]["state"], "closed");
 }
 
+/// The tasks of `w1` once there are `n` of them.
+async fn tasks_of_w1(t: &TestHub, n: usize) -> Value {
+    eventually(|| async {
+        let l: Value = t.master().get("/tasks?target=w1").await.expect("list");
+        if l["tasks"].as_array().map(Vec::len) == Some(n) {
+            Ok(l)
+        } else {
+            Err(format!("wanted {n} tasks of w1: {l}"))
+        }
+    })
+    .await
+}
+
 #[tokio::test]
 async fn cron_schedules_are_idempotent_fire_on_time_and_survive_a_restart_on_sqlite() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -708,17 +733,9 @@ async fn cron_schedules_are_idempotent_fire_on_time_and_survive_a_restart_on_sql
     assert!(matches!(bad, ClientError::Http(400, _)), "{bad:?}");
 
     clock.advance(30_000);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let l: Value = t.master().get("/tasks?target=w1").await.expect("list");
-        if l["tasks"].as_array().map(Vec::len) == Some(1) {
-            assert_eq!(l["tasks"][0]["kind"], "report");
-            assert_eq!(l["tasks"][0]["dispatched_by"], "boss");
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never fired: {l}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let l = tasks_of_w1(&t, 1).await;
+    assert_eq!(l["tasks"][0]["kind"], "report");
+    assert_eq!(l["tasks"][0]["dispatched_by"], "boss");
     drop(t);
     tokio::time::sleep(Duration::from_millis(100)).await;
 
@@ -727,15 +744,7 @@ async fn cron_schedules_are_idempotent_fire_on_time_and_survive_a_restart_on_sql
     let l: Value = t.master().get("/schedules").await.expect("schedules");
     assert_eq!(l["schedules"][0]["schedule_id"], id.as_str());
     clock.advance(60_000);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let l: Value = t.master().get("/tasks?target=w1").await.expect("list");
-        if l["tasks"].as_array().map(Vec::len) == Some(2) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no second run: {l}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    tasks_of_w1(&t, 2).await;
     let gone: Value = reqwest::Client::new()
         .delete(format!("{}/api/v1/schedules/{id}", t.base))
         .bearer_auth(&boss)
@@ -752,28 +761,24 @@ async fn cron_schedules_are_idempotent_fire_on_time_and_survive_a_restart_on_sql
 
 /// Tasks of `target` in `state`, polled until there are `n` (or fail).
 async fn wait_count(t: &TestHub, target: &str, state: &str, n: usize) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    eventually(|| async {
         let l: Value = t
             .master()
             .get(&format!("/tasks?target={target}&state={state}"))
             .await
             .expect("list");
         if l["tasks"].as_array().map(Vec::len) == Some(n) {
-            return l;
+            Ok(l)
+        } else {
+            Err(format!("wanted {n} {state} tasks of {target}: {l}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "wanted {n} {state} tasks of {target}: {l}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
 async fn mentions_activate_a_worker_and_inbox_modes_shape_its_follow_ups() {
-    let t = start_with(fast(), None).await;
-    let (boss, w) = (t.agent("boss").await, t.agent("w1").await);
+    let (t, boss, w) = boss_and_worker(fast(), None).await;
     t.rest(&boss).create_room("ops", false).await.expect("room");
     t.rest(&w).join_room("ops").await.expect("join");
     let mut worker = t.raw_connected(&w, json!({"worker": true})).await;
@@ -831,23 +836,22 @@ async fn mentions_activate_a_worker_and_inbox_modes_shape_its_follow_ups() {
         .send(&say("and one more"))
         .await
         .expect("send");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    let q = eventually(|| async {
         let q = wait_count(&t, "w1", "queued", 1).await;
         let msgs = q["tasks"][0]["payload"]["messages"]
             .as_array()
-            .map(Vec::len)
-            .unwrap_or(0);
-        if msgs == 3 {
-            assert_eq!(
-                q["tasks"][0]["payload"]["text"],
-                "@w1 follow-up 3\nno mention, but always\nand one more"
-            );
-            break;
+            .map(Vec::len);
+        if msgs == Some(3) {
+            Ok(q)
+        } else {
+            Err(format!("not merged: {q}"))
         }
-        assert!(tokio::time::Instant::now() < deadline, "not merged: {q}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    assert_eq!(
+        q["tasks"][0]["payload"]["text"],
+        "@w1 follow-up 3\nno mention, but always\nand one more"
+    );
     // Another agent cannot change w1's inbox.
     let r = reqwest::Client::new()
         .put(format!("{}/api/v1/agents/w1/inbox", t.base))
@@ -861,8 +865,7 @@ async fn mentions_activate_a_worker_and_inbox_modes_shape_its_follow_ups() {
 
 #[tokio::test]
 async fn a_released_task_goes_back_to_the_queue_without_using_an_attempt() {
-    let t = start_with(fast(), None).await;
-    let (boss, w) = (t.agent("boss").await, t.agent("w1").await);
+    let (t, boss, w) = boss_and_worker(fast(), None).await;
     let mut first = t.raw_connected(&w, json!({"worker": true})).await;
     let (_, out) = dispatch(&t.rest(&boss), json!({"target": "w1", "max_attempts": 1}))
         .await
