@@ -80,6 +80,8 @@ pub(crate) struct Inner {
     pub(crate) notes: std::sync::OnceLock<crate::slash::Notes>,
     pub(crate) activations: std::sync::OnceLock<crate::inbox::Activations>,
     pub(crate) job_log: std::sync::OnceLock<crate::tasks::JobLog>,
+    /// Inbox settings recently read, with when (see `inbox::stored_inbox`).
+    pub(crate) inbox_cache: Mutex<HashMap<String, (u64, crate::inbox::InboxSettings)>>,
 }
 
 /// A freshly issued credential. The token is shown once and never stored.
@@ -152,6 +154,7 @@ impl HubBuilder {
                 notes: std::sync::OnceLock::new(),
                 activations: std::sync::OnceLock::new(),
                 job_log: std::sync::OnceLock::new(),
+                inbox_cache: Mutex::default(),
             }),
         };
         let _ = hub.inner.notes.set(hub.spawn_note_poster());

@@ -136,16 +136,36 @@ impl Hub {
             .store
             .set_setting(&key(&target.agent_id), json!(s))
             .await?;
+        self.inner
+            .inbox_cache
+            .lock()
+            .insert(target.agent_id.clone(), (self.now(), s));
         self.audit("task", actor, "inbox.set", &target.agent_id, None, json!(s))
             .await;
         Ok(s)
     }
 
+    /// An agent's settings, read through a cache: activation needs them
+    /// for every worker agent on every chat message. A change on this node
+    /// replaces the cached copy at once; one made on another node is seen
+    /// within [`crate::directory::MEMBERS_TTL_MS`], like membership.
     async fn stored_inbox(&self, agent: &str) -> Result<InboxSettings> {
-        Ok(match self.inner.store.get_setting(&key(agent)).await? {
+        let now = self.now();
+        let ttl = crate::directory::MEMBERS_TTL_MS;
+        if let Some((at, s)) = self.inner.inbox_cache.lock().get(agent) {
+            if now.saturating_sub(*at) < ttl {
+                return Ok(*s);
+            }
+        }
+        let s = match self.inner.store.get_setting(&key(agent)).await? {
             Some(v) => serde_json::from_value(v).unwrap_or_default(),
             None => InboxSettings::default(),
-        })
+        };
+        let mut cache = self.inner.inbox_cache.lock();
+        // Bounded by the number of agents; stale entries go on the way.
+        cache.retain(|_, (at, _)| now.saturating_sub(*at) < ttl);
+        cache.insert(agent.to_owned(), (now, s));
+        Ok(s)
     }
 
     /// Activate the agents a stored message concerns (runs off the send path).

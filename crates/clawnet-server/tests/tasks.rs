@@ -149,17 +149,38 @@ async fn failures_retry_with_backoff_then_dead_letter_with_a_redacted_alert() {
     let (t, boss, w) = boss_and_worker(fast(), Some(clock.clone())).await;
     let mut worker = t.raw_connected(&w, json!({"worker": true})).await;
     let secret = "QUtJQUlPU0ZPRE5ON0VYQU1QTEUvd0phbHJYVXRuRkVNSQ==";
-    let (_, out) = dispatch(
-        &t.rest(&boss),
-        json!({
-            "target": "w1",
-            "payload": {"text": format!("use {secret} and data:image/png;base64,iVBORw0KGgoAAAANSUhEUg {}", "x".repeat(300))},
-            "max_attempts": 3
-        }),
-    )
-    .await
-    .expect("dispatch");
-    let id = out["task"]["task_id"].as_str().expect("id").to_owned();
+    // Dispatched with origin details (as a bridge would), which an alert
+    // must leave out.
+    let mut payload = serde_json::Map::new();
+    payload.insert(
+        "text".into(),
+        format!(
+            "use {secret} and data:image/png;base64,iVBORw0KGgoAAAANSUhEUg {}",
+            "x".repeat(300)
+        )
+        .into(),
+    );
+    let out = t
+        .hub
+        .dispatch(
+            "boss",
+            clawnet_proto::tasks::DispatchParams {
+                target: "w1".into(),
+                payload,
+                max_attempts: Some(3),
+                ..Default::default()
+            },
+            Some(clawnet_proto::tasks::TaskOrigin {
+                room: "ops".into(),
+                message_id: Some("m-origin".into()),
+                account: Some("acct-secret-77".into()),
+                session: Some("sess-secret-88".into()),
+                notes: false,
+            }),
+        )
+        .await
+        .expect("dispatch");
+    let id = out.task.task_id.clone();
 
     // Attempt 1 fails: delayed by the base (5 s) of the default backoff.
     let ev = worker.wait_event("task.dispatch").await;
@@ -221,7 +242,11 @@ async fn failures_retry_with_backoff_then_dead_letter_with_a_redacted_alert() {
     }
     assert!(content.contains("[redacted-base64]"));
     assert!(content.chars().count() <= 201, "cut to 200 characters");
-    assert!(!content.contains("acct"), "no origin details");
+    for part in [text, content] {
+        for origin in ["acct-secret-77", "sess-secret-88", "m-origin"] {
+            assert!(!part.contains(origin), "origin details left out: {part}");
+        }
+    }
 
     // Retrying a dead letter needs master, and puts it back in the queue.
     let refused = t
