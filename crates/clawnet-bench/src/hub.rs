@@ -64,6 +64,14 @@ pub fn log_tail(path: &Path, n: usize) -> String {
     }
 }
 
+/// Rate limits for benchmark hubs (see `bench/README.md`).
+const BENCH_LIMITS: [&str; 4] = [
+    "limits.rest_per_agent=10000000/10000000",
+    "limits.rest_per_address=10000000/10000000",
+    "limits.ws_per_agent=10000000/10000000",
+    "limits.ws_per_address=10000000/10000000",
+];
+
 impl HubProcess {
     /// Start `bin serve` on a free port; `set` are extra `KEY=VALUE` config
     /// flags. Returns once `/healthz` answers 200.
@@ -84,7 +92,15 @@ impl HubProcess {
             .arg("serve")
             .arg("--listen")
             .arg(addr.to_string());
-        for s in set {
+        // Load generators send thousands of requests a second per agent and
+        // from one address: the limits stay on (their cost is measured) but
+        // far above the load. `set` comes after, so a run can override.
+        for s in BENCH_LIMITS
+            .iter()
+            .copied()
+            .map(str::to_owned)
+            .chain(set.iter().cloned())
+        {
             cmd.arg("--set").arg(s);
         }
         // Only the settings given here: no CLAWNET_* from the caller's environment.

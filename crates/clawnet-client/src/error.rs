@@ -57,6 +57,7 @@ pub(crate) fn http_error(status: u16, body: &[u8]) -> ClientError {
 
 fn code_for_status(status: u16) -> ErrorCode {
     match status {
+        202 => ErrorCode::Held,
         400 => ErrorCode::Invalid,
         401 => ErrorCode::Unauthorized,
         403 => ErrorCode::Forbidden,

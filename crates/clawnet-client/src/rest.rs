@@ -131,18 +131,11 @@ impl Rest {
         after_seq: Option<u64>,
         limit: Option<u32>,
     ) -> Result<HistoryResult, ClientError> {
-        let mut query = Vec::new();
-        if let Some(after_seq) = after_seq {
-            query.push(format!("after_seq={after_seq}"));
-        }
-        if let Some(limit) = limit {
-            query.push(format!("limit={limit}"));
-        }
-        let mut path = format!("/rooms/{}/history", encode_segment(room));
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query.join("&"));
-        }
+        let path = history_path(
+            format!("/rooms/{}/history", encode_segment(room)),
+            after_seq,
+            limit,
+        );
         self.get(&path).await
     }
 
@@ -295,6 +288,85 @@ impl Rest {
         .await
     }
 
+    /// `PATCH path` with a JSON body, decoding a 2xx body as `T`.
+    pub async fn patch<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+    ) -> Result<T, ClientError> {
+        let request = self.http.patch(self.url(path)).json(body);
+        let (_, value) = self.execute(request).await?;
+        Ok(value)
+    }
+
+    /// `PATCH /agents/{id}`: change an agent's role (`master`, `warden`,
+    /// `worker`; master only). Returns the agent as the hub shows it.
+    pub async fn set_role(&self, agent: &str, role: &str) -> Result<Value, ClientError> {
+        let v: Value = self
+            .patch(
+                &format!("/agents/{}", encode_segment(agent)),
+                &json!({ "role": role }),
+            )
+            .await?;
+        Ok(v["agent"].clone())
+    }
+
+    /// `DELETE /agents/{id}`: remove an agent (master only). Its tokens are
+    /// revoked, its connections closed, its messages kept. Returns the
+    /// removed agent.
+    pub async fn remove_agent(&self, agent: &str) -> Result<Value, ClientError> {
+        let v: Value = self
+            .delete(&format!("/agents/{}", encode_segment(agent)))
+            .await?;
+        Ok(v["agent"].clone())
+    }
+
+    /// `DELETE /rooms/{room}`: delete a named room with its messages
+    /// (master or its creator). Returns `{"room","deleted","members"}`.
+    pub async fn delete_room(&self, room: &str) -> Result<Value, ClientError> {
+        self.delete(&format!("/rooms/{}", encode_segment(room)))
+            .await
+    }
+
+    /// `GET /dms`: the caller's DMs, or with `all` every DM (master and
+    /// warden). Returns `{"dms":[{"room","with":{"agent_id","handle"},"agents","last_seq"}],"next"?}`.
+    pub async fn dms(&self, all: bool) -> Result<Value, ClientError> {
+        self.get(if all { "/dms?all=true" } else { "/dms" }).await
+    }
+
+    /// `GET /dms/{agent}/history`: the caller's DM with `agent` (id or
+    /// `@handle`).
+    pub async fn dm_history(
+        &self,
+        agent: &str,
+        after_seq: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<HistoryResult, ClientError> {
+        let path = history_path(
+            format!("/dms/{}/history", encode_segment(agent)),
+            after_seq,
+            limit,
+        );
+        self.get(&path).await
+    }
+
+    /// `GET /settings`: the runtime settings (master and warden), by name.
+    pub async fn settings(&self) -> Result<serde_json::Map<String, Value>, ClientError> {
+        let v: Value = self.get("/settings").await?;
+        Ok(v["settings"].as_object().cloned().unwrap_or_default())
+    }
+
+    /// `PATCH /settings`: change runtime settings (master), e.g.
+    /// `{"tasks.max_pending": 10}`. All or nothing; returns every setting
+    /// after the change.
+    pub async fn change_settings(
+        &self,
+        changes: &Value,
+    ) -> Result<serde_json::Map<String, Value>, ClientError> {
+        let v: Value = self.patch("/settings", changes).await?;
+        Ok(v["settings"].as_object().cloned().unwrap_or_default())
+    }
+
     async fn execute<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
@@ -309,7 +381,9 @@ impl Rest {
             .bytes()
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        if !(200..300).contains(&status) {
+        // 202 is `held`: accepted into the quarantine, not done; an error
+        // body like any refusal, so callers see the code and the id.
+        if !(200..300).contains(&status) || status == 202 {
             return Err(http_error(status, &body));
         }
         // An empty 2xx body (204) reads as JSON null, so `Value` and `()`
@@ -359,6 +433,20 @@ fn task_list_path(p: &TaskListParams) -> String {
 
 /// Percent-encode one path segment. Room keys are mostly plain, but DM keys
 /// contain `:`, which is legal in a path yet best not left to chance.
+/// A history route with its optional `after_seq` and `limit`.
+fn history_path(base: String, after_seq: Option<u64>, limit: Option<u32>) -> String {
+    let query: Vec<String> = after_seq
+        .map(|a| format!("after_seq={a}"))
+        .into_iter()
+        .chain(limit.map(|l| format!("limit={l}")))
+        .collect();
+    if query.is_empty() {
+        base
+    } else {
+        format!("{base}?{}", query.join("&"))
+    }
+}
+
 fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {

@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use clawnet_proto::guard::HeldItem;
 use clawnet_proto::ids::dm_room_key;
 use clawnet_proto::methods::{events, HistoryResult, MentionEvent, SendParams, TypingEvent};
 use clawnet_proto::{Envelope, RoomKind, ToType, GLOBAL_ROOM};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::bus::Target;
 use crate::error::{Error, Result};
@@ -93,6 +94,16 @@ impl Hub {
     /// it; a retry with the same `dedupe_key` inside the window returns the
     /// original and stores nothing.
     pub async fn send(&self, actor: &str, p: SendParams) -> Result<SendOutcome> {
+        self.send_as(actor, p, true).await
+    }
+
+    /// [`Hub::send`] without the defend step: a quarantined message a
+    /// reviewer approved.
+    pub(crate) async fn send_screened(&self, actor: &str, p: SendParams) -> Result<SendOutcome> {
+        self.send_as(actor, p, false).await
+    }
+
+    async fn send_as(&self, actor: &str, p: SendParams, defend: bool) -> Result<SendOutcome> {
         self.check_payload(&p.payload)?;
         check_key("dedupe_key", &p.dedupe_key)?;
         check_key("thread_id", &p.thread_id)?;
@@ -148,6 +159,16 @@ impl Hub {
             }
         }
 
+        if defend {
+            self.defend(
+                actor,
+                "chat",
+                &p.payload,
+                Some(|| HeldItem::Chat { params: p.clone() }),
+            )
+            .await?;
+        }
+
         let retention = match p.to_type {
             ToType::Room => self
                 .room_record(&room)
@@ -185,8 +206,18 @@ impl Hub {
                 let json = envelope_json(&env);
                 self.publish_ordered(&room, message_frame(&env, &json));
                 self.pace(&room).await;
+                crate::metrics::message_accepted();
                 self.notify_mentions(&env).await?;
                 self.after_message(&env);
+                self.audit(
+                    "chat",
+                    actor,
+                    "chat.send",
+                    &room,
+                    None,
+                    json!({"id": env.id, "seq": env.seq}),
+                )
+                .await;
                 Ok(SendOutcome {
                     message: env,
                     json,
@@ -311,7 +342,7 @@ impl Hub {
         {
             let mut t = self.inner.typing.lock();
             let key = (actor.to_owned(), room.to_owned());
-            let min = self.inner.cfg.typing_min_interval_ms;
+            let min = self.inner.runtime.typing_min_interval_ms();
             if let Some(&last) = t.get(&key) {
                 let since = now.saturating_sub(last);
                 if since < min {

@@ -1,7 +1,7 @@
 //! Limits and timings of the hub, with the defaults of SPEC §3–4.
 
 /// Hub settings. Loaded and validated by the binary; tests build it directly.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HubConfig {
     /// Largest chat payload, as serialized JSON, in bytes.
     pub max_payload_bytes: usize,
@@ -38,6 +38,14 @@ pub struct HubConfig {
     pub cursor_flush_ms: u64,
     /// Task defaults and limits.
     pub tasks: TaskConfig,
+    /// The audit trail's JSONL file (appended; its directories are created).
+    /// `None`: the audit trail goes to the store only.
+    pub audit_file: Option<std::path::PathBuf>,
+    /// The defender and its quarantine.
+    pub defender: crate::defense::DefenderSettings,
+    /// Files whose hashes are re-checked while the hub runs (the binary,
+    /// the configuration); a change raises an alert.
+    pub integrity: crate::integrity::IntegritySettings,
 }
 
 /// Task defaults and limits (SPEC §5).
@@ -107,6 +115,9 @@ impl Default for HubConfig {
             retention_sweep_ms: 60_000,
             cursor_flush_ms: 100,
             tasks: TaskConfig::default(),
+            audit_file: None,
+            defender: crate::defense::DefenderSettings::default(),
+            integrity: crate::integrity::IntegritySettings::default(),
         }
     }
 }

@@ -57,6 +57,12 @@ impl Directory {
         set
     }
 
+    /// Forget a room, record and members (it was deleted).
+    pub fn forget_room(&self, room: &str) {
+        self.rooms.write().remove(room);
+        self.members.write().remove(room);
+    }
+
     /// Forget a room's member set (it changed).
     pub fn forget_members(&self, room: &str) {
         self.members.write().remove(room);

@@ -20,6 +20,8 @@ pub struct Error {
     pub retry_after_ms: Option<u64>,
     /// The offending field or limit, for `invalid` and `too_large`.
     pub field: Option<String>,
+    /// Structured details (`blocked`, `held`).
+    pub details: Option<Box<serde_json::Value>>,
 }
 
 impl Error {
@@ -30,6 +32,23 @@ impl Error {
             message: message.into(),
             retry_after_ms: None,
             field: None,
+            details: None,
+        }
+    }
+
+    /// `held`: the defender quarantined the item for review.
+    pub fn held(message: impl Into<String>, details: serde_json::Value) -> Self {
+        Self {
+            details: Some(Box::new(details)),
+            ..Self::new(ErrorCode::Held, message)
+        }
+    }
+
+    /// `blocked`: the defender refused the item.
+    pub fn blocked(message: impl Into<String>, details: serde_json::Value) -> Self {
+        Self {
+            details: Some(Box::new(details)),
+            ..Self::new(ErrorCode::Blocked, message)
         }
     }
 
@@ -94,6 +113,7 @@ impl Error {
             message: self.message.clone(),
             retry_after_ms: self.retry_after_ms,
             field: self.field.clone(),
+            details: self.details.as_deref().cloned(),
         }
     }
 }

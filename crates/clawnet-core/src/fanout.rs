@@ -273,9 +273,12 @@ impl Sink for Fanout {
         match &d.target {
             Target::Room(room) => {
                 if let Some(subs) = self.rooms.read().get(room) {
+                    let mut n = 0;
                     for c in subs.iter().filter(|c| !skip(c)) {
                         c.push(&d.frame, now);
+                        n += 1;
                     }
+                    crate::metrics::delivered(n);
                 }
             }
             Target::Agent(agent) => {

@@ -78,6 +78,9 @@ mod tests {
             thread_id: None,
             reply_to: None,
             mentions: vec![],
+            deleted: false,
+            deleted_by: None,
+            deleted_at: None,
         };
         let f = message_frame(&env, &envelope_json(&env));
         let parsed: Frame = serde_json::from_slice(&f.text).expect("valid frame");

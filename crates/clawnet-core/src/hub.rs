@@ -79,9 +79,14 @@ pub(crate) struct Inner {
     pub(crate) slash: crate::slash::SlashRegistry,
     pub(crate) notes: std::sync::OnceLock<crate::slash::Notes>,
     pub(crate) activations: std::sync::OnceLock<crate::inbox::Activations>,
-    pub(crate) job_log: std::sync::OnceLock<crate::tasks::JobLog>,
+    /// The audit trail's one writer (see `audit.rs`).
+    pub(crate) audit: crate::audit::AuditWriter,
     /// Inbox settings recently read, with when (see `inbox::stored_inbox`).
     pub(crate) inbox_cache: Mutex<HashMap<String, (u64, crate::inbox::InboxSettings)>>,
+    /// The defender, its slots and the quarantine (see `defense.rs`).
+    pub(crate) guard: crate::defense::Guard,
+    /// Settings a master may change while the hub runs (see `runtime.rs`).
+    pub(crate) runtime: crate::runtime::RuntimeSettings,
 }
 
 /// A freshly issued credential. The token is shown once and never stored.
@@ -132,10 +137,16 @@ impl HubBuilder {
         let fanout = Arc::new(Fanout::default());
         let bus = self.bus.unwrap_or_else(|| Arc::new(LocalBus::default()));
         bus.attach(fanout.clone());
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let audit =
+            crate::audit::AuditWriter::start(store.clone(), self.cfg.audit_file.clone()).await?;
+        let guard = crate::defense::Guard::start(&self.cfg.defender)?;
+        let runtime = crate::runtime::RuntimeSettings::from_config(&self.cfg);
+        runtime.load(&*store).await?;
         let hub = Hub {
             inner: Arc::new(Inner {
                 cfg: self.cfg,
-                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                store,
                 bus,
                 fanout,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
@@ -153,13 +164,14 @@ impl HubBuilder {
                 slash: crate::slash::SlashRegistry::with_builtins(),
                 notes: std::sync::OnceLock::new(),
                 activations: std::sync::OnceLock::new(),
-                job_log: std::sync::OnceLock::new(),
+                audit,
                 inbox_cache: Mutex::default(),
+                guard,
+                runtime,
             }),
         };
         let _ = hub.inner.notes.set(hub.spawn_note_poster());
         let _ = hub.inner.activations.set(hub.spawn_activator());
-        let _ = hub.inner.job_log.set(hub.spawn_job_log());
         hub.init_sequencer(GLOBAL_ROOM).await?;
         for room in hub.inner.store.list_rooms().await? {
             hub.init_sequencer(&room.name).await?;
@@ -279,8 +291,11 @@ impl Hub {
         })
     }
 
-    /// Write an audit entry. A failure to audit is logged, not returned: the
-    /// action it describes has already been persisted and acknowledged.
+    /// Queue an audit entry for the audit writer, which chains it and writes
+    /// it to the store and the audit file (see `audit.rs`). Waits only while
+    /// the writer's queue is full. A failure to audit is logged, not
+    /// returned: the action it describes has already been persisted and
+    /// acknowledged.
     pub async fn audit(
         &self,
         kind: &str,
@@ -299,10 +314,16 @@ impl Hub {
             target: target.to_owned(),
             reason,
             meta,
+            prev_hash: String::new(),
+            hash: String::new(),
         };
-        if let Err(e) = self.inner.store.append_audit(entry).await {
-            tracing::error!(error = %e, action, "audit write failed");
-        }
+        self.inner.audit.append(entry).await;
+    }
+
+    /// Wait until every audit entry queued so far is written (reads,
+    /// tests, shutdown).
+    pub async fn flush_audit(&self) {
+        self.inner.audit.flush().await;
     }
 
     /// Read the audit trail (master and warden only).
@@ -313,6 +334,8 @@ impl Hub {
                 "reading the audit log needs master or warden",
             ));
         }
+        // So a read right after an action sees its entry.
+        self.flush_audit().await;
         self.inner.store.list_audit(filter).await
     }
 
@@ -349,7 +372,7 @@ impl Hub {
         self.agent(who).await
     }
 
-    fn forget_identity(&self, agent_id: &str) {
+    pub(crate) fn forget_identity(&self, agent_id: &str) {
         self.inner.identities.write().remove(agent_id);
     }
 
@@ -422,6 +445,7 @@ impl Hub {
         let rec = match found {
             Some(rec) if tokens::equal(&rec.hash, &tokens::hash(token)) => rec,
             _ => {
+                crate::metrics::auth_failure("unknown_token");
                 self.audit(
                     "auth",
                     addr,
@@ -464,6 +488,11 @@ impl Hub {
         }
         self.require_master(actor, "agent.create", &agent_id)
             .await?;
+        if self.id_was_removed(&agent_id).await? {
+            return Err(Error::conflict(format!(
+                "agent id '{agent_id}' belonged to a removed agent and stays reserved"
+            )));
+        }
         let rec = AgentRecord {
             agent_id: agent_id.clone(),
             handle: normalize_handle(handle),
@@ -604,6 +633,8 @@ impl Hub {
                 "only the agent itself, master or warden may list its tokens",
             ));
         }
+        // An unknown agent is `not_found`, not an empty list.
+        self.agent(agent_id).await?;
         let mut t = self.inner.store.list_tokens(agent_id).await?;
         for rec in &mut t {
             rec.hash.clear();
@@ -611,7 +642,7 @@ impl Hub {
         Ok(t)
     }
 
-    fn close_token_connections(&self, agent_id: &str, revoked: &[String]) {
+    pub(crate) fn close_token_connections(&self, agent_id: &str, revoked: &[String]) {
         let now = self.now();
         for c in self.inner.fanout.connections_of(agent_id) {
             if revoked.contains(&c.token_id) {
@@ -639,7 +670,12 @@ impl Hub {
         Ok(IssuedToken { token, token_id })
     }
 
-    async fn require_master(&self, actor: &str, action: &str, target: &str) -> Result<()> {
+    pub(crate) async fn require_master(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+    ) -> Result<()> {
         let me = self.agent(actor).await?;
         if me.role == Role::Master {
             return Ok(());
@@ -667,8 +703,10 @@ impl Hub {
         .await
     }
 
-    /// Refuse an action: audited as `policy.blocked`, answered `forbidden`.
-    pub(crate) async fn refuse<T>(
+    /// Refuse an action (an ownership check here, or the authorization
+    /// matrix of a surface): audited as `policy.blocked`, answered
+    /// `forbidden`.
+    pub async fn refuse<T>(
         &self,
         actor: &str,
         action: &str,
@@ -684,6 +722,7 @@ impl Hub {
             json!({"action": action}),
         )
         .await;
+        crate::metrics::policy_blocked();
         Err(Error::forbidden(reason))
     }
 }

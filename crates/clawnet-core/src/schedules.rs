@@ -11,6 +11,7 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, TimeZone, Utc};
+use clawnet_proto::guard::HeldItem;
 use clawnet_proto::tasks::{
     DispatchParams, Schedule, ScheduleCreated, ScheduleList, ScheduleParams,
 };
@@ -77,6 +78,8 @@ impl Hub {
         let (kind, max_attempts) = self.task_shape(p.kind, p.max_attempts)?;
         let me = self.agent(actor).await?;
         let target = self.resolve_agent(&p.target).await?;
+        self.defend(actor, "schedule", &p.payload, None::<fn() -> HeldItem>)
+            .await?;
         let name = match p.name {
             Some(n) => {
                 if n.is_empty() || n.len() > MAX_NAME_LEN || n.chars().any(char::is_control) {

@@ -320,7 +320,7 @@ impl Hub {
                 .unwrap_or_default();
             self.publish_presence(&agent, &handle);
         }
-        let keep = cfg.typing_min_interval_ms.max(1000);
+        let keep = self.inner.runtime.typing_min_interval_ms().max(1000);
         self.inner
             .typing
             .lock()

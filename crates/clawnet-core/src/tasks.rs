@@ -10,6 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use clawnet_proto::guard::HeldItem;
 use clawnet_proto::methods::events;
 use clawnet_proto::methods::{RoomCreateParams, SendParams};
 use clawnet_proto::tasks::{
@@ -26,22 +27,6 @@ use crate::fanout::Conn;
 use crate::frames::event_frame;
 use crate::hub::{Hub, SYSTEM_AGENT};
 use crate::store::{AuditEntry, TaskFilter, TaskInsert, TaskRecord};
-use tokio::sync::mpsc;
-
-/// Job events waiting to be written; beyond this a transition writes its
-/// own inline (slower, never lost).
-const JOB_LOG_QUEUE: usize = 65_536;
-
-/// What the job log is sent: an entry to write, or a request to say when
-/// everything before it is written.
-#[derive(Debug)]
-pub(crate) enum JobLogItem {
-    Entry(AuditEntry),
-    Flush(tokio::sync::oneshot::Sender<()>),
-}
-
-/// The sending half of the job log (see [`Hub::spawn_job_log`]).
-pub(crate) type JobLog = mpsc::Sender<JobLogItem>;
 
 /// Most tasks a list returns.
 pub const MAX_LIST: usize = 1000;
@@ -196,8 +181,9 @@ impl Workers {
     }
 }
 
-fn clamp_limit(limit: Option<usize>) -> usize {
-    limit.unwrap_or(100).clamp(1, MAX_LIST)
+/// A list's `limit`: 1..=[`MAX_LIST`], 100 when absent; `invalid` otherwise.
+fn list_limit(limit: Option<usize>) -> Result<usize> {
+    crate::admin::page_limit(limit.map(|l| u32::try_from(l).unwrap_or(u32::MAX)))
 }
 
 impl Hub {
@@ -237,7 +223,18 @@ impl Hub {
         p: DispatchParams,
         origin: Option<TaskOrigin>,
     ) -> Result<DispatchResult> {
-        self.dispatch_as(actor, p, origin, true).await
+        self.dispatch_as(actor, p, origin, true, true).await
+    }
+
+    /// [`Hub::dispatch`] without the defend step: a quarantined dispatch a
+    /// reviewer approved.
+    pub(crate) async fn dispatch_screened(
+        &self,
+        actor: &str,
+        p: DispatchParams,
+        origin: Option<TaskOrigin>,
+    ) -> Result<DispatchResult> {
+        self.dispatch_as(actor, p, origin, true, false).await
     }
 
     /// A dispatch by the hub on an agent's behalf (a schedule firing): not
@@ -248,7 +245,8 @@ impl Hub {
         p: DispatchParams,
         origin: Option<TaskOrigin>,
     ) -> Result<DispatchResult> {
-        self.dispatch_as(actor, p, origin, false).await
+        // The schedule's payload was screened when it was registered.
+        self.dispatch_as(actor, p, origin, false, false).await
     }
 
     async fn dispatch_as(
@@ -257,39 +255,49 @@ impl Hub {
         p: DispatchParams,
         origin: Option<TaskOrigin>,
         rate_limited: bool,
+        defend: bool,
     ) -> Result<DispatchResult> {
         self.check_payload(&p.payload)?;
         crate::chat::check_key("dedupe_key", &p.dedupe_key)?;
-        let (kind, max_attempts) = self.task_shape(p.kind, p.max_attempts)?;
+        let (kind, max_attempts) = self.task_shape(p.kind.clone(), p.max_attempts)?;
         let cfg = &self.inner.cfg.tasks;
         let me = self.agent(actor).await?;
         let target = self.resolve_agent(&p.target).await?;
+        if defend {
+            self.defend(
+                actor,
+                "task",
+                &p.payload,
+                Some(|| HeldItem::Task {
+                    params: p.clone(),
+                    origin: origin.clone(),
+                }),
+            )
+            .await?;
+        }
         let now = self.now();
-        let limit = if rate_limited {
-            cfg.dispatches_per_minute
-        } else {
-            0
-        };
+        let per_minute = self.inner.runtime.dispatches_per_minute();
+        let max_pending = self.inner.runtime.max_pending();
+        let limit = if rate_limited { per_minute } else { 0 };
         if let Err((count, retry)) = self.inner.workers.admit_dispatch(actor, now, limit) {
             return Err(Error::rate_limited(
                 format!(
-                    "dispatch limit reached: {count} dispatches in the last minute (limit {} per minute)",
-                    cfg.dispatches_per_minute
+                    "dispatch limit reached: {count} dispatches in the last minute (limit {per_minute} per minute)"
                 ),
                 retry,
             ));
         }
-        if cfg.max_pending > 0 {
+        if max_pending > 0 {
             let pending = self
                 .inner
                 .store
                 .count_tasks(&target.agent_id, &[TaskState::Queued, TaskState::Delayed])
                 .await?;
-            if pending >= u64::from(cfg.max_pending) {
+            if pending >= u64::from(max_pending) {
                 return Err(Error::rate_limited(
                     format!(
-                        "{} has {pending} pending tasks (limit {} per target)",
-                        target.handle, cfg.max_pending
+                        "{} has {pending} pending tasks (limit {max_pending} per target)",
+                        target.handle
                     ),
                     1000,
                 ));
@@ -393,7 +401,7 @@ impl Hub {
     /// Tasks the caller may see, by id.
     pub async fn tasks(&self, actor: &str, p: TaskListParams) -> Result<TaskList> {
         let me = self.agent(actor).await?;
-        let limit = clamp_limit(p.limit);
+        let limit = list_limit(p.limit)?;
         let recs = self
             .inner
             .store
@@ -863,7 +871,7 @@ impl Hub {
     }
 
     /// Post a message as the hub's own agent.
-    async fn post_as_hub(
+    pub(crate) async fn post_as_hub(
         &self,
         room: &str,
         payload: serde_json::Map<String, serde_json::Value>,
@@ -1024,11 +1032,14 @@ impl Hub {
 
     /// A job event in the audit trail (`type` = `task`).
     ///
-    /// Job events are queued and written in order by one task (see
-    /// [`Hub::spawn_job_log`]) instead of being awaited: a transition's
-    /// caller would otherwise wait for a second commit, which halved the
-    /// task throughput.
+    /// Handed to the audit writer like every other entry (see `audit.rs`):
+    /// a transition waits for a place in its queue, not for a commit, which
+    /// would halve the task throughput.
     async fn job_event(&self, actor: &str, action: &str, t: &Task) {
+        crate::metrics::task_transition(action);
+        if action == "task.started" {
+            crate::metrics::task_started(self.now().saturating_sub(t.run_at.max(t.created_at)));
+        }
         let entry = AuditEntry {
             id: 0,
             ts: self.now(),
@@ -1044,69 +1055,9 @@ impl Hub {
                 "state": t.state.as_str(),
                 "attempts": t.attempts,
             }),
+            prev_hash: String::new(),
+            hash: String::new(),
         };
-        let inline = match self.inner.job_log.get() {
-            Some(q) => match q.try_send(JobLogItem::Entry(entry)) {
-                Ok(()) => None,
-                Err(
-                    mpsc::error::TrySendError::Full(item) | mpsc::error::TrySendError::Closed(item),
-                ) => {
-                    tracing::warn!(action, "the job log is backed up; writing inline");
-                    match item {
-                        JobLogItem::Entry(e) => Some(e),
-                        JobLogItem::Flush(_) => None,
-                    }
-                }
-            },
-            None => Some(entry),
-        };
-        if let Some(entry) = inline {
-            if let Err(e) = self.inner.store.append_audit(entry).await {
-                tracing::error!(error = %e, action, "audit write failed");
-            }
-        }
-    }
-
-    /// Start the task that writes job events: it takes what is queued and
-    /// submits it together (in order, so the store's write queue keeps it),
-    /// which lets a burst share a commit.
-    pub(crate) fn spawn_job_log(&self) -> JobLog {
-        let (tx, mut rx) = mpsc::channel::<JobLogItem>(JOB_LOG_QUEUE);
-        let store = self.inner.store.clone();
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(256);
-            while rx.recv_many(&mut batch, 256).await > 0 {
-                let mut entries = Vec::with_capacity(batch.len());
-                let mut flushes = Vec::new();
-                for item in batch.drain(..) {
-                    match item {
-                        JobLogItem::Entry(e) => entries.push(e),
-                        JobLogItem::Flush(done) => flushes.push(done),
-                    }
-                }
-                let writes = entries.into_iter().map(|e| store.append_audit(e));
-                for r in futures_util::future::join_all(writes).await {
-                    if let Err(e) = r {
-                        tracing::error!(error = %e, "job event write failed");
-                    }
-                }
-                // Everything received before a flush request is written.
-                for done in flushes {
-                    let _ = done.send(());
-                }
-            }
-        });
-        tx
-    }
-
-    /// Wait until job events queued so far are written (tests, shutdown).
-    pub async fn flush_job_log(&self) {
-        let Some(q) = self.inner.job_log.get() else {
-            return;
-        };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if q.send(JobLogItem::Flush(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
+        self.inner.audit.append(entry).await;
     }
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// renamed or reused for another meaning once released. The same code is used
 /// in a WebSocket `res` frame and in a REST `{"error":{…}}` body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// No credential, or a credential that is unknown or revoked.
@@ -27,6 +28,11 @@ pub enum ErrorCode {
     RateLimited,
     /// The content was refused by policy or the defender.
     Blocked,
+    /// The defender holds the item in quarantine for review: accepted, not
+    /// delivered; it is delivered (or dispatched) if a warden or master
+    /// approves it. Do not retry. `details` carries `quarantine_id` and the
+    /// signals that fired.
+    Held,
     /// The hub cannot serve the request right now (store down, shutting down).
     Unavailable,
     /// The method or route does not exist.
@@ -50,6 +56,7 @@ impl ErrorCode {
             Self::TooLarge => "too_large",
             Self::RateLimited => "rate_limited",
             Self::Blocked => "blocked",
+            Self::Held => "held",
             Self::Unavailable => "unavailable",
             Self::UnknownMethod => "unknown_method",
             Self::SlowConsumer => "slow_consumer",
@@ -68,6 +75,7 @@ impl ErrorCode {
             Self::TooLarge => 413,
             Self::RateLimited => 429,
             Self::Blocked => 422,
+            Self::Held => 202,
             Self::Unavailable | Self::SlowConsumer => 503,
             Self::Internal => 500,
         }
@@ -82,6 +90,7 @@ impl std::fmt::Display for ErrorCode {
 
 /// The error object: `{"code":…,"message":…}` plus optional details.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// Stable machine code.
     pub code: ErrorCode,
@@ -93,6 +102,10 @@ pub struct ErrorBody {
     /// For `invalid` and `too_large`: the field or limit concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For `blocked` and `held`: the defender's signals (and the quarantine
+    /// id of a held item).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 impl ErrorBody {
@@ -103,6 +116,7 @@ impl ErrorBody {
             message: message.into(),
             retry_after_ms: None,
             field: None,
+            details: None,
         }
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// An agent's role. There are exactly three (SPEC §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything, including creating agents and changing roles.
@@ -45,6 +46,7 @@ impl Role {
 
 /// What kind of room a room key names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RoomKind {
     /// The `global` room: every agent is a member.

@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod frame;
+pub mod guard;
 pub mod ids;
 pub mod message;
 pub mod methods;

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 /// Where a message is addressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ToType {
     /// The `global` room.
@@ -29,6 +30,7 @@ impl ToType {
 
 /// A stored chat message as every surface shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Envelope {
     /// Server-assigned id, unique and lexicographically sortable by time.
     pub id: String,
@@ -58,9 +60,29 @@ pub struct Envelope {
     /// Agent ids resolved from `@handle` mentions in `payload.text`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mentions: Vec<String>,
+    /// The message was deleted: its payload is emptied, and history keeps
+    /// this tombstone in its place so `seq` stays gapless.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// Who deleted it (its sender or master).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_by: Option<String>,
+    /// When it was deleted, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<u64>,
 }
 
 impl Envelope {
+    /// This message as a tombstone: payload, mentions and thread links
+    /// dropped, `deleted` set with who and when.
+    pub fn tombstone(&mut self, by: &str, at: u64) {
+        self.payload.clear();
+        self.mentions.clear();
+        self.deleted = true;
+        self.deleted_by = Some(by.to_owned());
+        self.deleted_at = Some(at);
+    }
+
     /// The message's text, if its payload has a string `text`.
     pub fn text(&self) -> Option<&str> {
         self.payload.get("text").and_then(Value::as_str)

@@ -73,6 +73,15 @@ pub enum Method {
     ScheduleDelete,
     /// `activity`: per agent offline/idle/working with queue depth and breaker.
     Activity,
+    /// `chat.delete`: delete a message (its sender, or master), leaving a
+    /// tombstone in history.
+    ChatDelete,
+    /// `quarantine.list`: items the defender holds for review (master, warden).
+    QuarantineList,
+    /// `quarantine.approve`: deliver or dispatch a held item (master, warden).
+    QuarantineApprove,
+    /// `quarantine.reject`: drop a held item for good (master, warden).
+    QuarantineReject,
 }
 
 impl Method {
@@ -108,6 +117,10 @@ impl Method {
             "schedule.list" => Self::ScheduleList,
             "schedule.delete" => Self::ScheduleDelete,
             "activity" => Self::Activity,
+            "chat.delete" | "chat_delete" => Self::ChatDelete,
+            "quarantine.list" => Self::QuarantineList,
+            "quarantine.approve" => Self::QuarantineApprove,
+            "quarantine.reject" => Self::QuarantineReject,
             _ => return None,
         })
     }
@@ -144,8 +157,49 @@ impl Method {
             Self::ScheduleList => "schedule.list",
             Self::ScheduleDelete => "schedule.delete",
             Self::Activity => "activity",
+            Self::ChatDelete => "chat.delete",
+            Self::QuarantineList => "quarantine.list",
+            Self::QuarantineApprove => "quarantine.approve",
+            Self::QuarantineReject => "quarantine.reject",
         }
     }
+
+    /// Every method, in declaration order (for tables that must cover all).
+    pub const ALL: [Self; 33] = [
+        Self::Connect,
+        Self::ChatSend,
+        Self::RoomCreate,
+        Self::RoomJoin,
+        Self::RoomLeave,
+        Self::RoomInvite,
+        Self::RoomList,
+        Self::RoomHistory,
+        Self::Typing,
+        Self::PresenceSet,
+        Self::PresenceList,
+        Self::Report,
+        Self::Ack,
+        Self::Ping,
+        Self::TaskDispatch,
+        Self::TaskProgress,
+        Self::TaskResult,
+        Self::TaskRelease,
+        Self::TaskGet,
+        Self::TaskList,
+        Self::TaskRetry,
+        Self::TaskCancel,
+        Self::QueueList,
+        Self::QueuePause,
+        Self::QueueResume,
+        Self::ScheduleCreate,
+        Self::ScheduleList,
+        Self::ScheduleDelete,
+        Self::Activity,
+        Self::ChatDelete,
+        Self::QuarantineList,
+        Self::QuarantineApprove,
+        Self::QuarantineReject,
+    ];
 }
 
 /// Event names pushed by the hub.
@@ -176,6 +230,8 @@ pub mod events {
     /// The hub is about to close this connection (`data` is a
     /// [`crate::methods::Disconnecting`]).
     pub const DISCONNECTING: &str = "disconnecting";
+    /// A message was deleted; history keeps its tombstone.
+    pub const MESSAGE_DELETED: &str = "message.deleted";
     /// A task handed to this worker under a lease (`data` is a
     /// [`crate::tasks::TaskDispatchEvent`]).
     pub const TASK_DISPATCH: &str = "task.dispatch";
@@ -244,6 +300,7 @@ pub struct ConnectResult {
 
 /// `chat.send` parameters, the same shape as the REST body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SendParams {
     /// `global`, `room` or `dm`.
@@ -268,6 +325,7 @@ pub struct SendParams {
 
 /// `chat.send` result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendResult {
     /// The stored envelope (the original one for a duplicate).
     pub message: Envelope,
@@ -277,9 +335,11 @@ pub struct SendResult {
 
 /// `room.create` parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RoomCreateParams {
     /// Room name, `[a-z0-9][a-z0-9._-]{0,63}`, not `global`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"))]
     pub name: String,
     /// Private rooms are visible only to members, master and warden.
     #[serde(default)]
@@ -324,6 +384,7 @@ pub struct HistoryParams {
 
 /// `room.history` result, also the REST history body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryResult {
     /// Messages, oldest first.
     pub messages: Vec<Envelope>,
@@ -338,6 +399,7 @@ pub struct HistoryResult {
 
 /// A room as listed to an agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomInfo {
     /// Room key.
     pub name: String,
@@ -360,6 +422,7 @@ pub struct RoomInfo {
 
 /// `room.list` result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomList {
     /// Visible rooms, sorted by name.
     pub rooms: Vec<RoomInfo>,
@@ -395,6 +458,7 @@ pub struct TypingEvent {
 
 /// Presence states (SPEC §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PresenceStatus {
     /// Connected and active.
@@ -430,6 +494,7 @@ pub struct ReportParams {
 
 /// One agent's presence, the `presence` event data and a `presence.list` row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PresenceEntry {
     /// Agent id.
     pub agent_id: String,
@@ -451,6 +516,7 @@ pub struct PresenceEntry {
 
 /// `presence.list` result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PresenceList {
     /// Every agent, sorted by handle.
     pub agents: Vec<PresenceEntry>,

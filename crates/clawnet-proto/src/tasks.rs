@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 /// Where a task is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {
     /// Waiting for its target to have a free slot.
@@ -68,6 +69,7 @@ impl TaskState {
 
 /// The chat message that caused a task, if any.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskOrigin {
     /// Room the command was typed in.
     pub room: String,
@@ -89,6 +91,7 @@ pub struct TaskOrigin {
 
 /// A task as the hub stores and shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Task {
     /// Server-assigned id (`t_` + sortable base32).
     pub task_id: String,
@@ -152,6 +155,7 @@ impl Task {
 
 /// `task.dispatch` method parameters and `POST /api/v1/tasks` body.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DispatchParams {
     /// Agent id or `@handle` of the worker.
@@ -187,6 +191,7 @@ pub struct DispatchParams {
 
 /// Result of a dispatch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DispatchResult {
     /// The task (the existing one for a duplicate).
     pub task: Task,
@@ -226,6 +231,7 @@ pub struct TaskListParams {
 
 /// `task.list` result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskList {
     /// Oldest first.
     pub tasks: Vec<Task>,
@@ -294,6 +300,7 @@ pub struct TaskUpdatedEvent {
 
 /// What an agent is doing, for activity views.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AgentStatus {
     /// No live connection.
@@ -317,6 +324,7 @@ impl AgentStatus {
 
 /// State of a target's circuit breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
     /// Tasks start normally.
@@ -341,6 +349,7 @@ impl BreakerState {
 
 /// A target's circuit breaker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BreakerInfo {
     /// Current state.
     pub state: BreakerState,
@@ -356,6 +365,7 @@ pub struct BreakerInfo {
 
 /// One agent in `activity`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActivityEntry {
     /// The agent.
     pub agent_id: String,
@@ -377,6 +387,7 @@ pub struct ActivityEntry {
 
 /// `activity` result and `GET /api/v1/activity` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActivityList {
     /// Agents the caller may see, by id.
     pub agents: Vec<ActivityEntry>,
@@ -384,6 +395,7 @@ pub struct ActivityList {
 
 /// A queue: the tasks of one target agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueInfo {
     /// Queue name: the target's agent id.
     pub name: String,
@@ -399,6 +411,7 @@ pub struct QueueInfo {
 
 /// `queue.list` result and `GET /api/v1/queues` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueList {
     /// Queues the caller may see, by name.
     pub queues: Vec<QueueInfo>,
@@ -415,6 +428,7 @@ pub struct QueueRef {
 /// `schedule.create` parameters and `POST /api/v1/schedules` body: a task
 /// dispatched on every occurrence of a cron expression (UTC).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleParams {
     /// Agent id or `@handle` that runs the tasks.
@@ -441,6 +455,7 @@ pub struct ScheduleParams {
 
 /// A repeatable task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Schedule {
     /// `s_` + 16 hex digits, derived from the target and the name.
     pub schedule_id: String,
@@ -469,6 +484,7 @@ pub struct Schedule {
 
 /// `schedule.create` result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScheduleCreated {
     /// The schedule as stored.
     pub schedule: Schedule,
@@ -478,6 +494,7 @@ pub struct ScheduleCreated {
 
 /// `schedule.list` result and `GET /api/v1/schedules` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScheduleList {
     /// Schedules the caller may see, by id.
     pub schedules: Vec<Schedule>,

@@ -66,6 +66,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
+/// An optional JSON body: none without a `Content-Type` header; otherwise it
+/// must decode, with the rejections of [`Body`] (JSON errors, not axum's
+/// plain-text ones).
+#[derive(Debug)]
+pub struct OptionalBody<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !req.headers().contains_key(header::CONTENT_TYPE) {
+            return Ok(Self(None));
+        }
+        Body::<T>::from_request(req, state)
+            .await
+            .map(|Body(v)| Self(Some(v)))
+    }
+}
+
 /// Query parameters whose rejections are `invalid` API errors.
 #[derive(Debug)]
 pub struct Params<T>(pub T);

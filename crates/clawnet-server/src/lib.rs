@@ -7,7 +7,12 @@
 
 mod auth;
 pub mod errors;
+mod guard;
+pub mod limits;
 mod methods;
+pub mod metrics;
+pub mod openapi;
+pub mod policy;
 mod rest;
 mod ws;
 
@@ -30,6 +35,8 @@ pub struct ServerOptions {
     /// the connection lives, up to twice this size, beyond which the
     /// connection is closed with code 1009.
     pub max_frame_bytes: usize,
+    /// Rate limits of REST and WebSocket requests.
+    pub limits: limits::RateLimits,
 }
 
 impl Default for ServerOptions {
@@ -37,6 +44,7 @@ impl Default for ServerOptions {
         Self {
             allowed_origins: Vec::new(),
             max_frame_bytes: 64 * 1024 + 16 * 1024,
+            limits: limits::RateLimits::default(),
         }
     }
 }
@@ -48,12 +56,32 @@ pub struct AppState {
     pub hub: Hub,
     /// Surface settings.
     pub opts: Arc<ServerOptions>,
+    /// The rate limiters built from `opts.limits`.
+    pub limiters: Arc<limits::Limiters>,
+}
+
+impl AppState {
+    /// State for a hub with these options.
+    pub fn new(hub: Hub, opts: ServerOptions) -> Self {
+        metrics::handle();
+        Self {
+            hub,
+            limiters: Arc::new(limits::Limiters::new(&opts.limits)),
+            opts: Arc::new(opts),
+        }
+    }
 }
 
 /// The whole HTTP app: REST v1, the predecessor's aliases, `/ws`, health.
+/// Every matched route passes the policy gate (rate limits, credential,
+/// the authorization matrix) before its handler.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.opts.max_frame_bytes;
     rest::routes()
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::gate,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -75,10 +103,18 @@ pub async fn serve(
             tracing::warn!(error = %e, "cannot set TCP_NODELAY");
         }
     });
+    let closing = hub.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
-            hub.close_all("shutdown", "the hub is shutting down; reconnect shortly");
+            closing.close_all("shutdown", "the hub is shutting down; reconnect shortly");
         })
-        .await
+        .await?;
+    // Upgraded WebSocket connections are not tracked by the HTTP server:
+    // wait until each has answered what it was doing and said goodbye.
+    // (The caller bounds the whole shutdown with its deadline.)
+    while hub.connection_count() > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! WebSocket methods: decode params, call the hub, encode the result.
 
 use clawnet_core::{Error, Hub};
+use clawnet_proto::guard::{DeleteParams, QuarantineListParams, QuarantineRef};
 use clawnet_proto::methods::{
     to_value, AckParams, AckResult, HistoryParams, Method, Pong, PresenceList, PresenceSetParams,
     ReportParams, RoomCreateParams, RoomInviteParams, RoomList, RoomParams, SendParams,
@@ -43,7 +44,9 @@ pub async fn call(hub: &Hub, agent: &str, method: Method, p: Value) -> Result<Re
     let v = match method {
         Method::Connect => return Err(Error::invalid("method", "already connected")),
         Method::ChatSend => {
+            let t0 = std::time::Instant::now();
             let out = hub.send(agent, params::<SendParams>(p)?).await?;
+            crate::metrics::send_seconds().record(t0.elapsed().as_secs_f64());
             return Ok(Reply::Raw(format!(
                 r#"{{"message":{},"duplicate":{}}}"#,
                 out.json, out.duplicate
@@ -169,6 +172,22 @@ pub async fn call(hub: &Hub, agent: &str, method: Method, p: Value) -> Result<Re
         Method::Ping => {
             no_params(&p)?;
             to_value(&Pong { ts: hub.now() })
+        }
+        Method::ChatDelete => {
+            let p = params::<DeleteParams>(p)?;
+            json!({"message": hub.delete_message(agent, &p.room, p.seq).await?})
+        }
+        Method::QuarantineList => to_value(
+            &hub.quarantine_list(agent, params::<QuarantineListParams>(p)?)
+                .await?,
+        ),
+        Method::QuarantineApprove => {
+            let p = params::<QuarantineRef>(p)?;
+            json!({"item": hub.quarantine_approve(agent, &p.id, p.reason).await?})
+        }
+        Method::QuarantineReject => {
+            let p = params::<QuarantineRef>(p)?;
+            json!({"item": hub.quarantine_reject(agent, &p.id, p.reason).await?})
         }
     };
     Ok(Reply::Value(v))

@@ -2,13 +2,12 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{on, MethodFilter};
 use axum::{Json, Router};
+use clawnet_core::admin::{page, page_json, page_limit};
 use clawnet_core::inbox::InboxSettings;
 use clawnet_core::store::AuditFilter;
-use clawnet_proto::methods::{
-    PresenceList, RoomCreateParams, RoomInviteParams, RoomList, SendParams,
-};
+use clawnet_proto::methods::{PresenceList, RoomCreateParams, RoomInviteParams, SendParams};
 use clawnet_proto::tasks::{
     ActivityList, DispatchParams, DispatchResult, QueueInfo, QueueList, Schedule, ScheduleCreated,
     ScheduleList, ScheduleParams, Task, TaskList, TaskListParams,
@@ -21,48 +20,105 @@ use crate::auth::Caller;
 use crate::errors::{no_route, wrong_method, ApiError, ApiResult, Body, Params, PathArgs};
 use crate::AppState;
 
+/// Registers routes only with an entry in the authorization matrix
+/// ([`crate::policy::REST`]): a route without one fails every test at
+/// router construction.
+struct Api(Router<AppState>);
+
+impl Api {
+    fn on<H, T>(self, method: &'static str, path: &'static str, h: H) -> Self
+    where
+        H: axum::handler::Handler<T, AppState>,
+        T: 'static,
+    {
+        assert!(
+            crate::policy::rest(method, path).is_some(),
+            "{method} {path} has no entry in the authorization matrix (policy::REST)"
+        );
+        let filter = match method {
+            "GET" => MethodFilter::GET,
+            "POST" => MethodFilter::POST,
+            "PUT" => MethodFilter::PUT,
+            "DELETE" => MethodFilter::DELETE,
+            "PATCH" => MethodFilter::PATCH,
+            other => panic!("unsupported method {other}"),
+        };
+        Self(self.0.route(path, on(filter, h)))
+    }
+}
+
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/ws", get(crate::ws::upgrade))
-        .route("/readyz", get(readyz))
-        .route("/api/v1/agents", get(list_agents).post(create_agent))
-        .route("/api/v1/agents/{id}", get(get_agent))
-        .route(
-            "/api/v1/agents/{id}/tokens",
-            get(list_tokens).post(issue_token),
-        )
-        .route("/api/v1/agents/{id}/tokens/rotate", post(rotate_tokens))
-        .route(
+    Api(Router::new())
+        .on("GET", "/healthz", healthz)
+        .on("GET", "/readyz", readyz)
+        .on("GET", "/metrics", crate::metrics::render)
+        .on("GET", "/ws", crate::ws::upgrade)
+        .on("GET", "/api/v1/openapi.json", crate::openapi::serve)
+        .on("GET", "/api/v1/agents", list_agents)
+        .on("POST", "/api/v1/agents", create_agent)
+        .on("GET", "/api/v1/agents/{id}", get_agent)
+        .on("PATCH", "/api/v1/agents/{id}", set_role)
+        .on("DELETE", "/api/v1/agents/{id}", remove_agent)
+        .on("GET", "/api/v1/agents/{id}/tokens", list_tokens)
+        .on("POST", "/api/v1/agents/{id}/tokens", issue_token)
+        .on("POST", "/api/v1/agents/{id}/tokens/rotate", rotate_tokens)
+        .on(
+            "DELETE",
             "/api/v1/agents/{id}/tokens/{token_id}",
-            delete(revoke_token),
+            revoke_token,
         )
-        .route("/api/v1/handles", post(set_handle))
-        .route("/api/v1/rooms", get(list_rooms).post(create_room))
-        .route("/api/v1/rooms/{room}", get(get_room))
-        .route("/api/v1/rooms/{room}/members", get(room_members))
-        .route("/api/v1/rooms/{room}/join", post(join_room))
-        .route("/api/v1/rooms/{room}/leave", post(leave_room))
-        .route("/api/v1/rooms/{room}/invite", post(invite))
-        .route("/api/v1/rooms/{room}/history", get(history))
-        .route("/api/v1/messages", post(send))
-        .route("/api/v1/presence", get(presence))
-        .route("/api/v1/tasks", get(list_tasks).post(dispatch))
-        .route("/api/v1/tasks/{id}", get(get_task))
-        .route("/api/v1/tasks/{id}/retry", post(retry_task))
-        .route("/api/v1/tasks/{id}/cancel", post(cancel_task))
-        .route("/api/v1/queues", get(list_queues))
-        .route("/api/v1/queues/{name}/pause", post(pause_queue))
-        .route("/api/v1/queues/{name}/resume", post(resume_queue))
-        .route(
-            "/api/v1/schedules",
-            get(list_schedules).post(create_schedule),
+        .on("GET", "/api/v1/agents/{id}/inbox", get_inbox)
+        .on("PUT", "/api/v1/agents/{id}/inbox", put_inbox)
+        .on("POST", "/api/v1/handles", set_handle)
+        .on("GET", "/api/v1/rooms", list_rooms)
+        .on("POST", "/api/v1/rooms", create_room)
+        .on("GET", "/api/v1/rooms/{room}", get_room)
+        .on("DELETE", "/api/v1/rooms/{room}", delete_room)
+        .on("GET", "/api/v1/rooms/{room}/members", room_members)
+        .on("POST", "/api/v1/rooms/{room}/join", join_room)
+        .on("POST", "/api/v1/rooms/{room}/leave", leave_room)
+        .on("POST", "/api/v1/rooms/{room}/invite", invite)
+        .on("GET", "/api/v1/rooms/{room}/history", history)
+        .on(
+            "DELETE",
+            "/api/v1/rooms/{room}/messages/{seq}",
+            crate::guard::delete_message,
         )
-        .route("/api/v1/schedules/{id}", delete(delete_schedule))
-        .route("/api/v1/activity", get(activity))
-        .route("/api/v1/agents/{id}/inbox", get(get_inbox).put(put_inbox))
-        .route("/api/v1/logs", get(logs))
-        .route("/api/logs", get(logs))
+        .on("POST", "/api/v1/messages", send)
+        .on("GET", "/api/v1/dms", list_dms)
+        .on("GET", "/api/v1/dms/{id}/history", dm_history)
+        .on("GET", "/api/v1/presence", presence)
+        .on("GET", "/api/v1/tasks", list_tasks)
+        .on("POST", "/api/v1/tasks", dispatch)
+        .on("GET", "/api/v1/tasks/{id}", get_task)
+        .on("POST", "/api/v1/tasks/{id}/retry", retry_task)
+        .on("POST", "/api/v1/tasks/{id}/cancel", cancel_task)
+        .on("GET", "/api/v1/queues", list_queues)
+        .on("POST", "/api/v1/queues/{name}/pause", pause_queue)
+        .on("POST", "/api/v1/queues/{name}/resume", resume_queue)
+        .on("GET", "/api/v1/schedules", list_schedules)
+        .on("POST", "/api/v1/schedules", create_schedule)
+        .on("DELETE", "/api/v1/schedules/{id}", delete_schedule)
+        .on("GET", "/api/v1/activity", activity)
+        .on("GET", "/api/v1/logs", logs)
+        .on("GET", "/api/logs", logs)
+        .on("GET", "/api/v1/settings", get_settings)
+        .on("PATCH", "/api/v1/settings", patch_settings)
+        .on("GET", "/api/settings", get_settings)
+        .on("PATCH", "/api/settings", patch_settings)
+        .on("POST", "/api/settings", patch_settings)
+        .on("GET", "/api/v1/quarantine", crate::guard::list_quarantine)
+        .on(
+            "POST",
+            "/api/v1/quarantine/{id}/approve",
+            crate::guard::approve,
+        )
+        .on(
+            "POST",
+            "/api/v1/quarantine/{id}/reject",
+            crate::guard::reject,
+        )
+        .0
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
 }
@@ -105,10 +161,49 @@ async fn create_agent(
     ))
 }
 
-async fn list_agents(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({"agents": app.hub.list_agents(caller.id()).await?}),
-    ))
+/// `?after=&limit=` of the lists paged by key (agents, rooms, members, DMs).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list_agents(
+    State(app): State<AppState>,
+    caller: Caller,
+    Params(q): Params<PageQuery>,
+) -> ApiResult<Json<Value>> {
+    let (agents, next) = app
+        .hub
+        .agents_page(caller.id(), q.after.as_deref(), q.limit)
+        .await?;
+    Ok(Json(page_json("agents", json!(agents), next)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetRole {
+    role: Role,
+}
+
+async fn set_role(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathArgs(id): PathArgs<String>,
+    Body(b): Body<SetRole>,
+) -> ApiResult<Json<Value>> {
+    let a = app.hub.set_role(caller.id(), &id, b.role).await?;
+    Ok(Json(json!({ "agent": a })))
+}
+
+async fn remove_agent(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathArgs(id): PathArgs<String>,
+) -> ApiResult<Json<Value>> {
+    let a = app.hub.remove_agent(caller.id(), &id).await?;
+    Ok(Json(json!({ "agent": a, "removed": true })))
 }
 
 async fn get_agent(
@@ -117,7 +212,8 @@ async fn get_agent(
     PathArgs(id): PathArgs<String>,
 ) -> ApiResult<Json<Value>> {
     app.hub.agent(caller.id()).await?;
-    let a = app.hub.agent(&id).await?;
+    // By id or `@handle`, like every other place that names an agent.
+    let a = app.hub.resolve_agent(&id).await?;
     Ok(Json(json!({"agent": *a})))
 }
 
@@ -185,10 +281,79 @@ async fn set_handle(
     Ok(Json(json!({ "agent": a })))
 }
 
-async fn list_rooms(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<RoomList>> {
-    Ok(Json(RoomList {
-        rooms: app.hub.list_rooms(caller.id()).await?,
-    }))
+async fn list_rooms(
+    State(app): State<AppState>,
+    caller: Caller,
+    Params(q): Params<PageQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = page_limit(q.limit)?;
+    let all = app.hub.list_rooms(caller.id()).await?;
+    let (rooms, next) = page(all, |r| r.name.as_str(), q.after.as_deref(), limit);
+    Ok(Json(page_json("rooms", json!(rooms), next)))
+}
+
+async fn delete_room(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathArgs(room): PathArgs<String>,
+) -> ApiResult<Json<Value>> {
+    let members = app.hub.delete_room(caller.id(), &room).await?;
+    Ok(Json(
+        json!({"room": room, "deleted": true, "members": members}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DmQuery {
+    #[serde(default)]
+    all: bool,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list_dms(
+    State(app): State<AppState>,
+    caller: Caller,
+    Params(q): Params<DmQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = page_limit(q.limit)?;
+    let all = app.hub.list_dms(caller.id(), q.all).await?;
+    let (dms, next) = page(all, |d| d.room.as_str(), q.after.as_deref(), limit);
+    Ok(Json(page_json("dms", json!(dms), next)))
+}
+
+async fn dm_history(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathArgs(other): PathArgs<String>,
+    Params(q): Params<HistoryQuery>,
+) -> ApiResult<Json<Value>> {
+    let h = app
+        .hub
+        .dm_history(caller.id(), &other, q.after_seq.unwrap_or(0), q.limit)
+        .await?;
+    Ok(Json(json!(h)))
+}
+
+async fn get_settings(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let s = app.hub.settings(caller.id()).await?;
+    Ok(Json(json!({ "settings": s })))
+}
+
+/// Body: `{"<name>": value, …}` (flat), or the same inside `{"settings": …}`.
+async fn patch_settings(
+    State(app): State<AppState>,
+    caller: Caller,
+    Body(mut b): Body<serde_json::Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    if b.len() == 1 {
+        if let Some(Value::Object(inner)) = b.get("settings") {
+            b = inner.clone();
+        }
+    }
+    let s = app.hub.change_settings(caller.id(), b).await?;
+    Ok(Json(json!({ "settings": s })))
 }
 
 async fn create_room(
@@ -212,10 +377,16 @@ async fn room_members(
     State(app): State<AppState>,
     caller: Caller,
     PathArgs(room): PathArgs<String>,
+    Params(q): Params<PageQuery>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({"room": room, "members": app.hub.room_members(caller.id(), &room).await?}),
-    ))
+    let limit = page_limit(q.limit)?;
+    let all = app.hub.room_members(caller.id(), &room).await?;
+    let (members, next) = page(all, |m| m.as_str(), q.after.as_deref(), limit);
+    let mut body = json!({"room": room, "members": members});
+    if let Some(n) = next {
+        body["next"] = Value::String(n);
+    }
+    Ok(Json(body))
 }
 
 async fn join_room(
@@ -313,6 +484,8 @@ struct LogsQuery {
     kind: Option<String>,
     actor: Option<String>,
     since: Option<u64>,
+    /// Only entries with a larger id, oldest first (`clawnet logs --follow`).
+    after_id: Option<u64>,
     limit: Option<usize>,
 }
 
@@ -336,6 +509,7 @@ async fn logs(
                 kind: q.kind,
                 actor: q.actor,
                 since_ms: q.since,
+                after_id: q.after_id,
                 limit,
             },
         )

@@ -27,9 +27,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::auth::{bearer, Peer};
+use crate::auth::{bearer, limited, Peer};
 use crate::errors::ApiError;
+use crate::limits::{self, Limiters};
 use crate::methods::{call, resolve, Reply};
+use crate::policy;
 use crate::AppState;
 
 /// Most queued frames written per flush.
@@ -98,7 +100,17 @@ pub async fn upgrade(
         .write_buffer_size(32 * 1024)
         .max_message_size(max * 2)
         .max_frame_size(max * 2)
-        .on_upgrade(move |socket| drive(app.hub, socket, agent, token_id, max))
+        .on_upgrade(move |socket| {
+            let ip = addr
+                .rsplit_once(':')
+                .map_or(addr.as_str(), |(ip, _)| ip)
+                .to_owned();
+            let limits = Limits {
+                limiters: app.limiters,
+                ip,
+            };
+            drive(app.hub, socket, agent, token_id, max, limits)
+        })
 }
 
 fn res_ok(id: &Value, result: Reply) -> String {
@@ -321,12 +333,19 @@ async fn goodbye(socket: &mut WebSocket, reason: &Disconnecting) {
     let _ = tokio::time::timeout(CLOSE_GRACE, bye).await;
 }
 
+/// The rate limiters a connection's requests pass, and its address.
+struct Limits {
+    limiters: Arc<Limiters>,
+    ip: String,
+}
+
 async fn drive(
     hub: Hub,
     mut socket: WebSocket,
     agent: Arc<AgentRecord>,
     token_id: String,
     max_text: usize,
+    limits: Limits,
 ) {
     let Some(mut session) = handshake(&hub, &mut socket, &agent, &token_id).await else {
         return;
@@ -346,6 +365,7 @@ async fn drive(
             conn: &conn,
             sent: &mut sent,
             max_text,
+            limits: &limits,
         };
         io.run(&hub, &mut session.outbound).await;
     }
@@ -361,6 +381,7 @@ struct Io<'a> {
     conn: &'a Arc<Conn>,
     sent: &'a mut Sent,
     max_text: usize,
+    limits: &'a Limits,
 }
 
 impl Io<'_> {
@@ -402,10 +423,12 @@ impl Io<'_> {
                         }
                     };
                     if let Some(text) = reply {
-                        let ok = tokio::select! {
-                            r = send_text(self.socket, text) => r,
-                            _ = self.conn.closed() => false,
-                        };
+                        // The answer to a request already carried out is
+                        // sent even when the connection is closing (a
+                        // shutdown drains ACKs), within the close grace.
+                        let ok = tokio::time::timeout(CLOSE_GRACE, send_text(self.socket, text))
+                            .await
+                            .unwrap_or(false);
                         if !ok {
                             return;
                         }
@@ -461,11 +484,40 @@ impl Io<'_> {
             Ok(m) => m,
             Err(e) => return Some(res_err(id, e.body())),
         };
+        if let Err(e) = admit(self.limits, &self.conn.agent_id, hub, method).await {
+            return Some(res_err(id, e.body()));
+        }
         Some(match call(hub, &self.conn.agent_id, method, params).await {
             Ok(r) => res_ok(&id, r),
             Err(e) => res_err(id, e.body()),
         })
     }
+}
+
+/// Rate limits (heartbeats and ACKs are free) and the authorization
+/// matrix, before a method runs.
+async fn admit(limits: &Limits, agent_id: &str, hub: &Hub, method: Method) -> Result<(), Error> {
+    if !matches!(method, Method::Ping | Method::Ack) {
+        let l = &limits.limiters;
+        limits::check(l.ws_address.as_ref(), &limits.ip)
+            .map_err(|ms| limited("per address", ms))?;
+        limits::check(l.ws_agent.as_ref(), agent_id).map_err(|ms| limited("per agent", ms))?;
+    }
+    let access = policy::ws(method);
+    if access == policy::Access::Agent {
+        return Ok(());
+    }
+    let me = hub.agent(agent_id).await?;
+    if access.allows(me.role, false) {
+        return Ok(());
+    }
+    hub.refuse(
+        &me.agent_id,
+        method.name(),
+        method.name(),
+        format!("{} {}", method.name(), access.refusal()),
+    )
+    .await
 }
 
 /// Whether a read failed because the message exceeded the hard size limit.

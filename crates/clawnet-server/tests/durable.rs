@@ -130,6 +130,9 @@ async fn a_locked_file_refuses_writes_as_unavailable_and_serves_reads() {
         .await
         .expect("send");
 
+    // Audit entries still queued would reach the writer first and spend the
+    // busy timeout themselves, so the send under test would outlast the lock.
+    t.hub.flush_audit().await;
     // Another process takes the write lock and keeps it past the busy timeout.
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();
     let db2 = db.clone();

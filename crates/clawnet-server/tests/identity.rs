@@ -325,7 +325,7 @@ async fn slow_consumer_is_cut_off_and_catches_up_by_replay() {
         outbound_queue: 32,
         ..Default::default()
     };
-    let t = start_with(cfg, None).await;
+    let t = start_full(cfg, None, None, unlimited()).await;
     let (ts, tl) = (t.agent("fast").await, t.agent("slow").await);
     // Connect, then never read again.
     let slow = t.raw_connected(&tl, json!({})).await;

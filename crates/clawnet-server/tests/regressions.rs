@@ -233,3 +233,17 @@ async fn presence_was_broadcast_to_every_connection() {
         .expect("listed");
     assert_eq!(comer["status"], "online");
 }
+
+/// `GET /api/v1/agents/{id}/tokens` for an agent that does not exist
+/// answered 200 with an empty list (found by the documented-errors walk).
+#[tokio::test]
+async fn tokens_of_an_unknown_agent_were_an_empty_list_not_404() {
+    let t = start().await;
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/agents/nobody/tokens", t.base))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 404);
+}

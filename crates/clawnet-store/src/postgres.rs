@@ -81,6 +81,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "tasks",
         include_str!("../migrations/postgres/0002_tasks.sql"),
     ),
+    (
+        3,
+        "audit_chain",
+        include_str!("../migrations/postgres/0003_audit_chain.sql"),
+    ),
 ];
 
 #[path = "postgres_tasks.rs"]
@@ -777,6 +782,50 @@ impl Store for PostgresStore {
         self.write(None, data, set_handle).await
     }
 
+    async fn set_role(&self, agent_id: &str, role: Role) -> Result<Option<Role>> {
+        let data = (agent_id.to_owned(), role.as_str().to_owned());
+        self.write(None, data, |c, (id, role)| {
+            Box::pin(async move {
+                let old = opt(
+                    c,
+                    "SELECT role FROM agents WHERE agent_id = $1 FOR UPDATE",
+                    &[id],
+                )
+                .await?;
+                let Some(old) = old else { return Ok(None) };
+                let old: String = old.try_get(0)?;
+                exec(
+                    c,
+                    "UPDATE agents SET role = $1 WHERE agent_id = $2",
+                    &[role, id],
+                )
+                .await?;
+                Ok(Some(Role::parse(&old).unwrap_or(Role::Worker)))
+            })
+        })
+        .await
+    }
+
+    async fn remove_agent(&self, agent_id: &str) -> Result<bool> {
+        self.write(None, agent_id.to_owned(), |c, id| {
+            Box::pin(async move {
+                let n = exec(c, "DELETE FROM agents WHERE agent_id = $1", &[id]).await?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                for sql in [
+                    "DELETE FROM tokens WHERE agent_id = $1",
+                    "DELETE FROM members WHERE agent_id = $1",
+                    "DELETE FROM cursors WHERE agent_id = $1",
+                ] {
+                    exec(c, sql, &[id]).await?;
+                }
+                Ok(true)
+            })
+        })
+        .await
+    }
+
     async fn insert_token(&self, t: TokenRecord) -> Result<()> {
         self.write(None, t, |c, t| {
             Box::pin(async move {
@@ -910,6 +959,30 @@ impl Store for PostgresStore {
                     &[r, a],
                 )
                 .await?;
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
+    async fn delete_room(&self, name: &str) -> Result<bool> {
+        let room = Some(name.to_owned());
+        self.write(room, name.to_owned(), |c, r| {
+            Box::pin(async move {
+                // The room's seq row first: the lock appends take, in the
+                // same order as theirs.
+                exec(c, "DELETE FROM room_seq WHERE room = $1", &[r]).await?;
+                let n = exec(c, "DELETE FROM rooms WHERE name = $1", &[r]).await?;
+                for sql in [
+                    "DELETE FROM messages WHERE room = $1",
+                    "DELETE FROM members WHERE room = $1",
+                    "DELETE FROM cursors WHERE room = $1",
+                    // A retry of a send into the deleted room must not find
+                    // the deleted message as its original.
+                    "DELETE FROM dedupe WHERE (envelope::jsonb)->>'to_id' = $1",
+                ] {
+                    exec(c, sql, &[r]).await?;
+                }
                 Ok(n == 1)
             })
         })
@@ -1126,26 +1199,78 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn append_audit(&self, e: AuditEntry) -> Result<AuditEntry> {
-        self.write(None, e, |c, e| {
+    async fn delete_message(
+        &self,
+        room: &str,
+        seq: u64,
+        by: &str,
+        at: u64,
+    ) -> Result<Option<Envelope>> {
+        let data = (room.to_owned(), int(seq), by.to_owned(), at);
+        self.write(Some(room.to_owned()), data, |c, (room, seq, by, at)| {
             Box::pin(async move {
-                let row = one(
+                let row = opt(
                     c,
-                    "INSERT INTO audit (ts, type, actor, action, target, reason, meta) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                    &[
-                        &int(e.ts),
-                        &e.kind,
-                        &e.actor,
-                        &e.action,
-                        &e.target,
-                        &e.reason,
-                        &e.meta.to_string(),
-                    ],
+                    "SELECT envelope FROM messages WHERE room = $1 AND seq = $2 FOR UPDATE",
+                    &[room, seq],
                 )
-                .await?;
-                let mut stored = e.clone();
-                stored.id = uint(row.try_get(0)?);
+                .await
+                .db()?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let text: String = row.try_get(0).db()?;
+                let mut env = envelope(&text)?;
+                if !env.deleted {
+                    env.tombstone(by, *at);
+                    let text = serde_json::to_string(&env).map_err(unavailable)?;
+                    exec(
+                        c,
+                        "UPDATE messages SET envelope = $3 WHERE room = $1 AND seq = $2",
+                        &[room, seq, &text],
+                    )
+                    .await
+                    .db()?;
+                }
+                Ok(Some(env))
+            })
+        })
+        .await
+    }
+
+    async fn append_audit(&self, e: AuditEntry) -> Result<AuditEntry> {
+        let mut out = self.append_audit_batch(vec![e]).await?;
+        out.pop()
+            .ok_or_else(|| unavailable("the audit insert returned nothing"))
+    }
+
+    async fn append_audit_batch(&self, entries: Vec<AuditEntry>) -> Result<Vec<AuditEntry>> {
+        // One job: the entries go in together, in order, in one transaction.
+        self.write(None, entries, |c, entries| {
+            Box::pin(async move {
+                let mut stored = Vec::with_capacity(entries.len());
+                for e in entries {
+                    let row = one(
+                        c,
+                        "INSERT INTO audit (ts, type, actor, action, target, reason, meta, prev_hash, hash) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                        &[
+                            &int(e.ts),
+                            &e.kind,
+                            &e.actor,
+                            &e.action,
+                            &e.target,
+                            &e.reason,
+                            &e.meta.to_string(),
+                            &e.prev_hash,
+                            &e.hash,
+                        ],
+                    )
+                    .await?;
+                    let mut s = e.clone();
+                    s.id = uint(row.try_get(0)?);
+                    stored.push(s);
+                }
                 Ok(stored)
             })
         })
@@ -1154,17 +1279,22 @@ impl Store for PostgresStore {
 
     async fn list_audit(&self, f: AuditFilter) -> Result<Vec<AuditEntry>> {
         let c = self.conn().await?;
+        // Newest `limit`, or with `after_id` the oldest `limit` after it.
+        let order = if f.after_id.is_some() { "ASC" } else { "DESC" };
         let found = rows(
             &c,
-            "SELECT id, ts, type, actor, action, target, reason, meta FROM audit \
-             WHERE ($1::text IS NULL OR type = $1) AND ($2::text IS NULL OR actor = $2) \
-               AND ts >= $3 \
-             ORDER BY id DESC LIMIT $4",
+            &format!(
+                "SELECT id, ts, type, actor, action, target, reason, meta, prev_hash, hash FROM audit \
+                 WHERE ($1::text IS NULL OR type = $1) AND ($2::text IS NULL OR actor = $2) \
+                   AND ts >= $3 AND id > $5 \
+                 ORDER BY id {order} LIMIT $4"
+            ),
             &[
                 &f.kind,
                 &f.actor,
                 &int(f.since_ms.unwrap_or(0)),
                 &i64::try_from(f.limit).unwrap_or(i64::MAX),
+                &int(f.after_id.unwrap_or(0)),
             ],
         )
         .await
@@ -1182,11 +1312,15 @@ impl Store for PostgresStore {
                     target: r.try_get(5)?,
                     reason: r.try_get(6)?,
                     meta: serde_json::from_str(&meta).unwrap_or(Value::Null),
+                    prev_hash: r.try_get(8)?,
+                    hash: r.try_get(9)?,
                 })
             })
             .collect::<std::result::Result<Vec<_>, PgError>>()
             .db()?;
-        out.reverse();
+        if f.after_id.is_none() {
+            out.reverse();
+        }
         Ok(out)
     }
 

@@ -53,6 +53,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (3, include_str!("../migrations/sqlite/0003_message_log.sql")),
     (4, include_str!("../migrations/sqlite/0004_tasks.sql")),
+    (5, include_str!("../migrations/sqlite/0005_audit_chain.sql")),
 ];
 /// Messages appended before the writer copies their `(room, seq)` into
 /// `msg_index` in one transaction: each room's index page is then written once
@@ -709,6 +710,45 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn set_role(&self, agent_id: &str, role: Role) -> Result<Option<Role>> {
+        let id = agent_id.to_owned();
+        self.write(move |c, _| {
+            let old: Option<String> = db(c
+                .query_row(
+                    "SELECT role FROM agents WHERE agent_id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional())?;
+            let Some(old) = old else { return Ok(None) };
+            db(c.execute(
+                "UPDATE agents SET role = ?1 WHERE agent_id = ?2",
+                params![role_str(role), id],
+            ))?;
+            Ok(Some(Role::parse(&old).unwrap_or(Role::Worker)))
+        })
+        .await
+    }
+
+    async fn remove_agent(&self, agent_id: &str) -> Result<bool> {
+        let id = agent_id.to_owned();
+        self.write(move |c, _| {
+            let n = db(c.execute("DELETE FROM agents WHERE agent_id = ?1", params![id]))?;
+            if n == 0 {
+                return Ok(false);
+            }
+            for sql in [
+                "DELETE FROM tokens WHERE agent_id = ?1",
+                "DELETE FROM members WHERE agent_id = ?1",
+                "DELETE FROM cursors WHERE agent_id = ?1",
+            ] {
+                db(c.execute(sql, params![id]))?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
     async fn insert_token(&self, t: TokenRecord) -> Result<()> {
         self.write(move |c, _| {
             db(c.execute(
@@ -851,6 +891,35 @@ impl Store for SqliteStore {
                 c.prepare_cached("SELECT room FROM members WHERE agent_id = ?1 ORDER BY room")
                     .and_then(|mut s| s.query_map(params![a], |row| row.get(0))?.collect()),
             )
+        })
+        .await
+    }
+
+    async fn delete_room(&self, name: &str) -> Result<bool> {
+        let r = name.to_owned();
+        self.write(move |c, st| {
+            let n = db(c.execute("DELETE FROM rooms WHERE name = ?1", params![r]))?;
+            if n == 0 {
+                return Ok(false);
+            }
+            // Everything is indexed first, so the room's rows are found
+            // through msg_index (message_log has no index by room).
+            db(index_tail(c))?;
+            st.unindexed = 0;
+            db(c.execute(
+                "DELETE FROM message_log WHERE id IN (SELECT id FROM msg_index WHERE room = ?1)",
+                params![r],
+            ))?;
+            for sql in [
+                "DELETE FROM msg_index WHERE room = ?1",
+                "DELETE FROM room_seq WHERE room = ?1",
+                "DELETE FROM members WHERE room = ?1",
+                "DELETE FROM cursors WHERE room = ?1",
+            ] {
+                db(c.execute(sql, params![r]))?;
+            }
+            st.seqs.remove(&r);
+            Ok(true)
         })
         .await
     }
@@ -1037,55 +1106,115 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn append_audit(&self, mut e: AuditEntry) -> Result<AuditEntry> {
-        // Without a savepoint: an insert into an append-only table fails
-        // only on database errors, which abort the batch anyway.
+    async fn delete_message(
+        &self,
+        room: &str,
+        seq: u64,
+        by: &str,
+        at: u64,
+    ) -> Result<Option<Envelope>> {
+        let (room, by) = (room.to_owned(), by.to_owned());
+        self.write(move |c, _| {
+            let found: Option<(i64, String)> = db(c
+                .query_row(
+                    "SELECT id, envelope FROM message_log WHERE room = ?1 AND seq = ?2",
+                    params![room, seq as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional())?;
+            let Some((id, text)) = found else {
+                return Ok(None);
+            };
+            let mut env: Envelope = serde_json::from_str(&text).map_err(Error::unavailable)?;
+            if !env.deleted {
+                env.tombstone(&by, at);
+                let text = serde_json::to_string(&env).map_err(Error::unavailable)?;
+                db(c.execute(
+                    "UPDATE message_log SET envelope = ?1 WHERE id = ?2",
+                    params![text, id],
+                ))?;
+            }
+            Ok(Some(env))
+        })
+        .await
+    }
+
+    async fn append_audit(&self, e: AuditEntry) -> Result<AuditEntry> {
+        let mut out = self.append_audit_batch(vec![e]).await?;
+        out.pop()
+            .ok_or_else(|| unavailable("the audit insert returned nothing"))
+    }
+
+    async fn append_audit_batch(&self, mut entries: Vec<AuditEntry>) -> Result<Vec<AuditEntry>> {
+        // One job, so one transaction. Without a savepoint: an insert into an
+        // append-only table fails only on database errors, which abort the
+        // batch anyway.
         self.submit(false, move |c, _| {
-            db(c.prepare_cached(
-                "INSERT INTO audit (ts, type, actor, action, target, reason, meta) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![e.ts as i64, e.kind, e.actor, e.action, e.target, e.reason, e.meta.to_string()])
-            }))?;
-            e.id = c.last_insert_rowid() as u64;
-            Ok(e)
+            let mut s = db(c.prepare_cached(
+                "INSERT INTO audit (ts, type, actor, action, target, reason, meta, prev_hash, hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            ))?;
+            for e in &mut entries {
+                db(s.execute(params![
+                    e.ts as i64,
+                    e.kind,
+                    e.actor,
+                    e.action,
+                    e.target,
+                    e.reason,
+                    e.meta.to_string(),
+                    e.prev_hash,
+                    e.hash
+                ]))?;
+                e.id = c.last_insert_rowid() as u64;
+            }
+            Ok(entries)
         })
         .await
     }
 
     async fn list_audit(&self, f: AuditFilter) -> Result<Vec<AuditEntry>> {
         self.read(move |c| {
-            let mut rows: Vec<AuditEntry> = db(c
-                .prepare_cached(
-                    "SELECT id, ts, type, actor, action, target, reason, meta FROM audit \
-                     WHERE (?1 IS NULL OR type = ?1) AND (?2 IS NULL OR actor = ?2) AND ts >= ?3 \
-                     ORDER BY id DESC LIMIT ?4",
-                )
-                .and_then(|mut s| {
-                    s.query_map(
-                        params![
-                            f.kind,
-                            f.actor,
-                            f.since_ms.unwrap_or(0) as i64,
-                            f.limit as i64
-                        ],
-                        |r| {
-                            let meta: String = r.get(7)?;
-                            Ok(AuditEntry {
-                                id: r.get::<_, i64>(0)? as u64,
-                                ts: r.get::<_, i64>(1)? as u64,
-                                kind: r.get(2)?,
-                                actor: r.get(3)?,
-                                action: r.get(4)?,
-                                target: r.get(5)?,
-                                reason: r.get(6)?,
-                                meta: serde_json::from_str(&meta).unwrap_or(Value::Null),
-                            })
-                        },
-                    )?
-                    .collect()
-                }))?;
-            rows.reverse();
+            // Newest `limit`, or with `after_id` the oldest `limit` after it.
+            let sql = if f.after_id.is_some() {
+                "SELECT id, ts, type, actor, action, target, reason, meta, prev_hash, hash FROM audit \
+                 WHERE (?1 IS NULL OR type = ?1) AND (?2 IS NULL OR actor = ?2) AND ts >= ?3 \
+                   AND id > ?5 ORDER BY id ASC LIMIT ?4"
+            } else {
+                "SELECT id, ts, type, actor, action, target, reason, meta, prev_hash, hash FROM audit \
+                 WHERE (?1 IS NULL OR type = ?1) AND (?2 IS NULL OR actor = ?2) AND ts >= ?3 \
+                   AND id > ?5 ORDER BY id DESC LIMIT ?4"
+            };
+            let mut rows: Vec<AuditEntry> = db(c.prepare_cached(sql).and_then(|mut s| {
+                s.query_map(
+                    params![
+                        f.kind,
+                        f.actor,
+                        f.since_ms.unwrap_or(0) as i64,
+                        f.limit as i64,
+                        f.after_id.unwrap_or(0) as i64
+                    ],
+                    |r| {
+                        let meta: String = r.get(7)?;
+                        Ok(AuditEntry {
+                            id: r.get::<_, i64>(0)? as u64,
+                            ts: r.get::<_, i64>(1)? as u64,
+                            kind: r.get(2)?,
+                            actor: r.get(3)?,
+                            action: r.get(4)?,
+                            target: r.get(5)?,
+                            reason: r.get(6)?,
+                            meta: serde_json::from_str(&meta).unwrap_or(Value::Null),
+                            prev_hash: r.get(8)?,
+                            hash: r.get(9)?,
+                        })
+                    },
+                )?
+                .collect()
+            }))?;
+            if f.after_id.is_none() {
+                rows.reverse();
+            }
             Ok(rows)
         })
         .await

@@ -28,12 +28,17 @@ pub struct Conn {
     pub json: bool,
 }
 
+/// No token anywhere (exit status 3, like a refused credential).
+#[derive(Debug, thiserror::Error)]
+#[error("no token: pass --token, set CLAWNET_TOKEN, or run `clawnet login`")]
+pub struct NoCredential;
+
 impl Conn {
     /// The hub URL and token, from flags, environment or the login file.
     pub(crate) fn resolve(&self) -> anyhow::Result<(String, String)> {
         let r = config::resolve(self.url.clone(), self.token.clone())?;
         let Some(token) = r.token else {
-            bail!("no token: pass --token, set CLAWNET_TOKEN, or run `clawnet login`");
+            return Err(NoCredential.into());
         };
         Ok((r.url, token))
     }
@@ -75,7 +80,8 @@ pub struct ChatArgs {
     /// Send a direct message to this agent (`@handle` or agent id).
     #[arg(long)]
     pub to: Option<String>,
-    /// The message. Without it, each line of standard input is sent.
+    /// The message. Without it, on a terminal, the interactive chat starts;
+    /// otherwise each line of standard input is sent.
     #[arg(long, short = 'm')]
     pub msg: Option<String>,
 }
@@ -90,6 +96,17 @@ fn target(room: &Option<String>, to: &Option<String>) -> (ToType, Option<String>
 
 /// Send one message, or one per line of stdin.
 pub async fn chat(a: ChatArgs) -> anyhow::Result<()> {
+    if a.msg.is_none() && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        let (url, token) = a.conn.resolve()?;
+        let (room, to) = (a.room, a.to);
+        return crate::tui::run(crate::tui::Options {
+            url,
+            token,
+            room,
+            to,
+        })
+        .await;
+    }
     let rest = a.conn.rest()?;
     let (to_type, to_id) = target(&a.room, &a.to);
     let lines: Vec<String> = match &a.msg {
@@ -223,6 +240,60 @@ pub enum AgentsCmd {
         #[arg(long, default_value = "worker")]
         role: String,
     },
+    /// One agent.
+    Show {
+        #[command(flatten)]
+        conn: Conn,
+        /// Agent id or `@handle`.
+        agent: String,
+    },
+    /// Change an agent's role (master only).
+    Role {
+        #[command(flatten)]
+        conn: Conn,
+        /// Agent id or `@handle`.
+        agent: String,
+        /// master, warden or worker.
+        role: String,
+    },
+    /// Remove an agent (master only): its tokens stop working at once.
+    Remove {
+        #[command(flatten)]
+        conn: Conn,
+        /// Agent id or `@handle`.
+        agent: String,
+    },
+    /// Replace all of an agent's tokens with a new one (itself, or master);
+    /// prints the new token once.
+    Rotate {
+        #[command(flatten)]
+        conn: Conn,
+        /// Agent id or `@handle`.
+        agent: String,
+    },
+    /// An agent's tokens: ids and when they were issued (never the tokens).
+    Tokens {
+        #[command(flatten)]
+        conn: Conn,
+        /// Agent id.
+        agent: String,
+    },
+    /// Issue one more token (itself, or master); prints it once.
+    Issue {
+        #[command(flatten)]
+        conn: Conn,
+        /// Agent id.
+        agent: String,
+    },
+    /// Revoke one token (itself, or master); its connections close.
+    Revoke {
+        #[command(flatten)]
+        conn: Conn,
+        /// Agent id.
+        agent: String,
+        /// The token's id (from `clawnet agents tokens`).
+        token_id: String,
+    },
 }
 
 /// Run an `agents` subcommand.
@@ -265,6 +336,88 @@ pub async fn agents(cmd: AgentsCmd) -> anyhow::Result<()> {
                 println!("token (shown once): {}", v["token"].as_str().unwrap_or(""));
             }
         }
+        AgentsCmd::Show { conn, agent } => {
+            let v: Value = conn.rest()?.get(&format!("/agents/{agent}")).await?;
+            print_agent(&conn, &v["agent"]);
+        }
+        AgentsCmd::Role { conn, agent, role } => {
+            let v = conn.rest()?.set_role(&agent, &role).await?;
+            print_agent(&conn, v.get("agent").unwrap_or(&v));
+        }
+        AgentsCmd::Remove { conn, agent } => {
+            let v = conn.rest()?.remove_agent(&agent).await?;
+            if conn.json {
+                println!("{v}");
+            } else {
+                println!("removed {agent}");
+            }
+        }
+        AgentsCmd::Rotate { conn, agent } => {
+            new_token(&conn, &format!("/agents/{agent}/tokens/rotate")).await?
+        }
+        AgentsCmd::Issue { conn, agent } => {
+            new_token(&conn, &format!("/agents/{agent}/tokens")).await?
+        }
+        AgentsCmd::Tokens { conn, agent } => {
+            let v: Value = conn.rest()?.get(&format!("/agents/{agent}/tokens")).await?;
+            let tokens = v["tokens"].as_array().cloned().unwrap_or_default();
+            if conn.json {
+                for t in &tokens {
+                    println!("{t}");
+                }
+            } else {
+                let now = crate::table::now_ms();
+                let rows: Vec<Vec<String>> = tokens
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t["token_id"].as_str().unwrap_or_default().to_owned(),
+                            crate::table::ago(t["created_at"].as_u64().unwrap_or(0), now),
+                        ]
+                    })
+                    .collect();
+                crate::table::print(&["TOKEN ID", "ISSUED"], &rows);
+            }
+        }
+        AgentsCmd::Revoke {
+            conn,
+            agent,
+            token_id,
+        } => {
+            let v: Value = conn
+                .rest()?
+                .delete(&format!("/agents/{agent}/tokens/{token_id}"))
+                .await?;
+            if conn.json {
+                println!("{v}");
+            } else {
+                println!("revoked {token_id}");
+            }
+        }
     }
     Ok(())
+}
+
+/// POST to a route that answers a fresh token, and show it once.
+async fn new_token(conn: &Conn, path: &str) -> anyhow::Result<()> {
+    let (_, v): (u16, Value) = conn.rest()?.post(path, &json!({})).await?;
+    if conn.json {
+        println!("{v}");
+    } else {
+        println!(
+            "token {} (shown once): {}",
+            v["token_id"].as_str().unwrap_or(""),
+            v["token"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+fn print_agent(conn: &Conn, a: &Value) {
+    if conn.json {
+        println!("{a}");
+    } else {
+        let f = |k: &str| a[k].as_str().unwrap_or("").to_owned();
+        println!("{} (@{}, {})", f("agent_id"), f("handle"), f("role"));
+    }
 }

@@ -248,6 +248,101 @@ const KEYS: &[Key] = &[
         kind: Kind::Str,
         help: "private room for dead-letter alerts",
     },
+    Key {
+        name: "audit.file",
+        kind: Kind::Str,
+        help: "audit JSONL file (default: PATH.audit.jsonl for sqlite://PATH, else none)",
+    },
+    Key {
+        name: "limits.rest_per_agent",
+        kind: Kind::Str,
+        help: "REST requests per agent: RATE/BURST per second, or off (default 50/100)",
+    },
+    Key {
+        name: "limits.rest_per_address",
+        kind: Kind::Str,
+        help: "REST requests per client IP: RATE/BURST, or off (default 500/1000)",
+    },
+    Key {
+        name: "limits.ws_per_agent",
+        kind: Kind::Str,
+        help: "WebSocket requests per agent (not ping/ack): RATE/BURST, or off (default 200/400)",
+    },
+    Key {
+        name: "limits.ws_per_address",
+        kind: Kind::Str,
+        help: "WebSocket requests per client IP: RATE/BURST, or off (default 2000/4000)",
+    },
+    Key {
+        name: "defender.mode",
+        kind: Kind::Str,
+        help: "enforce (hold review, refuse block), audit (record only) or off",
+    },
+    Key {
+        name: "defender.injection_review",
+        kind: Kind::Str,
+        help: "prompt-injection score (0..1) from which an item is held for review",
+    },
+    Key {
+        name: "defender.injection_block",
+        kind: Kind::Str,
+        help: "prompt-injection score (0..1) from which an item is refused",
+    },
+    Key {
+        name: "defender.command_review",
+        kind: Kind::Str,
+        help: "command-risk score (0..1) from which an item is held for review",
+    },
+    Key {
+        name: "defender.command_block",
+        kind: Kind::Str,
+        help: "command-risk score (0..1) from which an item is refused",
+    },
+    Key {
+        name: "defender.timeout_ms",
+        kind: Kind::Int { min: 1, max: 60_000 },
+        help: "longest an evaluation may take (default 50)",
+    },
+    Key {
+        name: "defender.concurrency",
+        kind: Kind::Int { min: 1, max: 4096 },
+        help: "evaluations at once at most (default 64)",
+    },
+    Key {
+        name: "defender.on_timeout",
+        kind: Kind::Str,
+        help: "decision when an evaluation times out: allow, review (default) or block",
+    },
+    Key {
+        name: "defender.ledger",
+        kind: Kind::Str,
+        help: "quarantine ledger JSONL (default: PATH.quarantine.jsonl for sqlite://PATH, else memory only)",
+    },
+    Key {
+        name: "defender.reputation_url",
+        kind: Kind::Str,
+        help: "VirusTotal-compatible API base URL for URL and file-hash lookups (off when unset)",
+    },
+    Key {
+        name: "defender.reputation_key",
+        kind: Kind::Str,
+        help: "API key sent as x-apikey to the reputation API",
+    },
+    Key {
+        name: "defender.reputation_timeout_ms",
+        kind: Kind::Int { min: 1, max: 30_000 },
+        help: "reputation lookup time limit (default 1500)",
+    },
+    Key {
+        name: "shutdown.deadline_secs",
+        kind: Kind::Int { min: 1, max: 3600 },
+        help: "on SIGTERM, longest wait for connections and writes to finish (default 10)",
+    },
+    Key {
+        name: "integrity.interval_secs",
+        kind: Kind::Int { min: 1, max: 86_400 },
+        help: "how often the binary and config file are hashed again (default 60)",
+    },
 ];
 
 /// The environment variable of a key: `CLAWNET_` and the key upper-cased,
@@ -286,6 +381,8 @@ pub struct Config {
     pub log_level: String,
     pub hub: HubConfig,
     pub server: ServerOptions,
+    /// On SIGTERM, how long connections and writes may take to finish.
+    pub shutdown_deadline: std::time::Duration,
 }
 
 /// Inputs to [`load`], gathered by the caller so tests need not touch the
@@ -418,6 +515,7 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<String>> {
     }
 
     let d = HubConfig::default();
+    let audit_file = strs.remove("audit.file").map(std::path::PathBuf::from);
     let secs = |k: &str, dflt: u64| ints.get(k).map_or(dflt, |s| s * 1000);
     let hub = HubConfig {
         max_payload_bytes: ints
@@ -453,6 +551,8 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<String>> {
             .map_or(d.outbound_queue, |v| *v as usize),
         handshake_timeout_ms: secs("ws.handshake_timeout_secs", d.handshake_timeout_ms),
         sweep_interval_ms: d.sweep_interval_ms,
+        defender: d.defender.clone(),
+        integrity: d.integrity.clone(),
         tasks: {
             let t = d.tasks.clone();
             TaskConfig {
@@ -488,6 +588,8 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<String>> {
                     .unwrap_or(t.breaker_reset_ms),
             }
         },
+        // Set below, once the store is known.
+        audit_file: None,
     };
     if !clawnet_proto::ids::valid_room_name(&hub.tasks.alert_room) {
         errors.push(format!(
@@ -520,6 +622,16 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<String>> {
             None
         }
     };
+    // The audit file: as configured, else beside a SQLite database; a memory
+    // or PostgreSQL hub writes none unless told where (docs/OPERATIONS.md).
+    let mut hub = hub;
+    hub.audit_file = audit_file.or_else(|| match &store {
+        Some(clawnet_store::StoreUrl::Sqlite { path, .. }) => {
+            Some(std::path::PathBuf::from(format!("{path}.audit.jsonl")))
+        }
+        _ => None,
+    });
+    let limits = guard_settings(&mut hub, &ints, &mut strs, store.as_ref(), &mut errors);
     let master_token = strs.remove("master_token");
     if let Some(t) = &master_token {
         if t.len() < 32 {
@@ -540,8 +652,129 @@ pub fn load(inputs: Inputs) -> Result<Config, Vec<String>> {
         server: ServerOptions {
             allowed_origins: lists.remove("ws.allowed_origins").unwrap_or_default(),
             max_frame_bytes,
+            limits,
         },
+        shutdown_deadline: std::time::Duration::from_secs(
+            ints.get("shutdown.deadline_secs").copied().unwrap_or(10),
+        ),
     })
+}
+
+/// `RATE/BURST` or `off`.
+fn parse_rate(s: &str) -> Result<clawnet_server::limits::Rate, String> {
+    use clawnet_server::limits::Rate;
+    let s = s.trim();
+    if s == "off" || s == "0" {
+        return Ok(Rate::OFF);
+    }
+    let (rate, burst) = s.split_once('/').unwrap_or((s, s));
+    match (rate.trim().parse::<u32>(), burst.trim().parse::<u32>()) {
+        (Ok(r), Ok(b)) if b >= 1 => Ok(Rate::new(r, b)),
+        _ => Err(format!("'{s}' is not RATE/BURST (like 50/100) or off")),
+    }
+}
+
+/// The rate limits, the defender and host integrity, from their keys.
+fn guard_settings(
+    hub: &mut HubConfig,
+    ints: &BTreeMap<&str, u64>,
+    strs: &mut BTreeMap<&str, String>,
+    store: Option<&clawnet_store::StoreUrl>,
+    errors: &mut Vec<String>,
+) -> clawnet_server::limits::RateLimits {
+    use clawnet_core::defense::DefenderMode;
+    use clawnet_defender::Decision;
+    let mut limits = clawnet_server::limits::RateLimits::default();
+    for (key, slot) in [
+        ("limits.rest_per_agent", &mut limits.rest_per_agent),
+        ("limits.rest_per_address", &mut limits.rest_per_address),
+        ("limits.ws_per_agent", &mut limits.ws_per_agent),
+        ("limits.ws_per_address", &mut limits.ws_per_address),
+    ] {
+        if let Some(v) = strs.remove(key) {
+            match parse_rate(&v) {
+                Ok(r) => *slot = r,
+                Err(why) => errors.push(format!("{key}: {why}")),
+            }
+        }
+    }
+    let d = &mut hub.defender;
+    if let Some(m) = strs.remove("defender.mode") {
+        match DefenderMode::parse(&m) {
+            Some(m) => d.mode = m,
+            None => errors.push(format!("defender.mode: '{m}' is not enforce, audit or off")),
+        }
+    }
+    for (key, slot) in [
+        (
+            "defender.injection_review",
+            &mut d.thresholds.injection_review,
+        ),
+        (
+            "defender.injection_block",
+            &mut d.thresholds.injection_block,
+        ),
+        ("defender.command_review", &mut d.thresholds.command_review),
+        ("defender.command_block", &mut d.thresholds.command_block),
+    ] {
+        if let Some(v) = strs.remove(key) {
+            match v.trim().parse::<f32>() {
+                Ok(x) if (0.0..=1.0).contains(&x) => *slot = x,
+                _ => errors.push(format!("{key}: '{v}' is not a score between 0 and 1")),
+            }
+        }
+    }
+    if d.thresholds.injection_review > d.thresholds.injection_block
+        || d.thresholds.command_review > d.thresholds.command_block
+    {
+        errors.push("defender: a review threshold is above its block threshold".to_owned());
+    }
+    if let Some(v) = ints.get("defender.timeout_ms") {
+        d.timeout_ms = *v;
+    }
+    if let Some(v) = ints.get("defender.concurrency") {
+        d.concurrency = *v as usize;
+    }
+    if let Some(v) = strs.remove("defender.on_timeout") {
+        d.on_timeout = match v.as_str() {
+            "allow" => Decision::Allow,
+            "review" => Decision::Review,
+            "block" => Decision::Block,
+            _ => {
+                errors.push(format!(
+                    "defender.on_timeout: '{v}' is not allow, review or block"
+                ));
+                d.on_timeout
+            }
+        };
+    }
+    d.ledger = strs
+        .remove("defender.ledger")
+        .map(std::path::PathBuf::from)
+        .or_else(|| match store {
+            Some(clawnet_store::StoreUrl::Sqlite { path, .. }) => {
+                Some(std::path::PathBuf::from(format!("{path}.quarantine.jsonl")))
+            }
+            _ => None,
+        });
+    let key = strs.remove("defender.reputation_key");
+    if let Some(url) = strs.remove("defender.reputation_url") {
+        let ms = ints
+            .get("defender.reputation_timeout_ms")
+            .copied()
+            .unwrap_or(1500);
+        d.reputation = Some(clawnet_defender::reputation::ReputationConfig {
+            base_url: url.trim_end_matches('/').to_owned(),
+            api_key: key.unwrap_or_default(),
+            timeout: std::time::Duration::from_millis(ms),
+            cache_ttl: std::time::Duration::from_secs(3600),
+            cache_max: 10_000,
+        });
+    }
+    if let Some(s) = ints.get("integrity.interval_secs") {
+        hub.integrity.interval_ms = s * 1000;
+    }
+    limits
 }
 
 #[cfg(test)]
@@ -563,6 +796,32 @@ mod tests {
         assert_eq!(c.hub.retention_messages, 1000);
         assert_eq!(c.hub.dedupe_window_ms, 600_000);
         assert_eq!(c.hub.idle_after_ms, 300_000);
+        assert_eq!(c.hub.audit_file, None, "no audit file for a memory store");
+    }
+
+    #[test]
+    fn the_audit_file_defaults_beside_a_sqlite_store() {
+        let c = load(Inputs {
+            flags: vec![("store".into(), "sqlite:///var/lib/clawnet/hub.db".into())],
+            ..Default::default()
+        })
+        .expect("loads");
+        assert_eq!(
+            c.hub.audit_file,
+            Some(std::path::PathBuf::from(
+                "/var/lib/clawnet/hub.db.audit.jsonl"
+            ))
+        );
+        let c = load(Inputs {
+            env: env(&[("CLAWNET_AUDIT_FILE", "/srv/audit.jsonl")]),
+            flags: vec![("store".into(), "sqlite://hub.db".into())],
+            ..Default::default()
+        })
+        .expect("loads");
+        assert_eq!(
+            c.hub.audit_file,
+            Some(std::path::PathBuf::from("/srv/audit.jsonl"))
+        );
     }
 
     #[test]

@@ -1,10 +1,15 @@
 //! `clawnet`: the hub and its command-line tools in one binary.
 
+mod audit;
 mod cli;
 mod config;
+mod directory;
+mod guard;
 mod queues;
 mod serve;
+mod table;
 mod tasks;
+mod tui;
 mod worker;
 
 use clap::{Parser, Subcommand};
@@ -55,6 +60,35 @@ enum Cmd {
     /// Run a command for every task sent to this agent:
     /// `clawnet worker --exec 'jq .text'`.
     Worker(worker::WorkerArgs),
+    /// Review what the defender holds: list, approve, reject.
+    #[command(subcommand)]
+    Quarantine(guard::QuarantineCmd),
+    /// Take a message back: `clawnet messages delete --room global --seq 7`.
+    #[command(subcommand)]
+    Messages(guard::MessagesCmd),
+    /// Rooms: list, create, show, members, join, leave, invite, history, delete.
+    #[command(subcommand)]
+    Rooms(directory::RoomsCmd),
+    /// Who is online, idle or offline, and what they are doing.
+    Presence(directory::PresenceArgs),
+    /// Change a handle: `clawnet handles set w1 builder`.
+    #[command(subcommand)]
+    Handles(directory::HandlesCmd),
+    /// A direct message (`clawnet dm @bob --msg hello`), or your DMs (`clawnet dm`).
+    Dm(directory::DmArgs),
+    /// Settings that can change while the hub runs: get, set.
+    #[command(subcommand)]
+    Settings(directory::SettingsCmd),
+    /// Print a shell completion script: `clawnet completions bash > /etc/bash_completion.d/clawnet`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Check the audit file's hash chain: `clawnet audit verify [FILE]`.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
+    /// Read the audit trail (master, warden): `clawnet logs --type identity --follow`.
+    Logs(audit::LogsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,10 +137,56 @@ async fn main() {
         Cmd::Activity(a) => queues::activity(a).await,
         Cmd::Inbox(c) => queues::inbox(c).await,
         Cmd::Worker(a) => worker::run(a).await,
+        Cmd::Quarantine(c) => guard::quarantine(c).await,
+        Cmd::Messages(c) => guard::messages(c).await,
+        Cmd::Rooms(c) => directory::rooms(c).await,
+        Cmd::Presence(a) => directory::presence(a).await,
+        Cmd::Handles(c) => directory::handles(c).await,
+        Cmd::Dm(a) => directory::dm(a).await,
+        Cmd::Settings(c) => directory::settings(c).await,
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "clawnet",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Cmd::Audit(c) => audit::audit(c).await,
+        Cmd::Logs(a) => audit::logs(a).await,
         Cmd::Bench(c) => bench(c).await,
     };
     if let Err(e) = r {
         eprintln!("clawnet: {e:#}");
-        std::process::exit(1);
+        std::process::exit(exit_code(&e));
     }
+}
+
+/// Exit statuses scripts can branch on: 1 the hub refused (forbidden,
+/// invalid, conflict, rate_limited, blocked, held, …), 2 a usage error
+/// (clap's), 3 no or a bad credential, 4 not found, 5 the hub unreachable or
+/// failing (`unavailable`, `internal`, a transport error, a timeout).
+fn exit_code(e: &anyhow::Error) -> i32 {
+    use clawnet_client::ClientError;
+    use clawnet_proto::ErrorCode;
+    for cause in e.chain() {
+        if let Some(ce) = cause.downcast_ref::<ClientError>() {
+            return match ce {
+                ClientError::Transport(_) | ClientError::Timeout | ClientError::Closed => 5,
+                ClientError::Protocol(_) => 1,
+                ClientError::Server(b) | ClientError::Http(_, b) => match b.code {
+                    ErrorCode::Unauthorized => 3,
+                    ErrorCode::NotFound | ErrorCode::UnknownMethod => 4,
+                    ErrorCode::Unavailable | ErrorCode::Internal | ErrorCode::SlowConsumer => 5,
+                    _ => 1,
+                },
+            };
+        }
+        if cause.downcast_ref::<cli::NoCredential>().is_some() {
+            return 3;
+        }
+    }
+    1
 }

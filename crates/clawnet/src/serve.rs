@@ -2,7 +2,6 @@
 //! signal.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clawnet_core::Hub;
@@ -11,7 +10,7 @@ use clawnet_server::AppState;
 use crate::config::{self, Inputs};
 
 /// Flags of `clawnet serve`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 #[command(after_help = config::keys_help())]
 pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:3000].
@@ -26,12 +25,16 @@ pub struct ServeArgs {
     /// Log filter (overrides CLAWNET_LOG_LEVEL), e.g. `debug`.
     #[arg(long)]
     pub log_level: Option<String>,
+    /// The audit trail's JSONL file [default: beside a SQLite store as
+    /// `PATH.audit.jsonl`; none for other stores].
+    #[arg(long)]
+    pub audit_file: Option<String>,
     /// Set any configuration key, e.g. `--set chat.retention_messages=500`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
 }
 
-fn inputs(args: &ServeArgs) -> anyhow::Result<Inputs> {
+pub(crate) fn inputs(args: &ServeArgs) -> anyhow::Result<Inputs> {
     let file = match &args.config {
         Some(p) => Some(
             std::fs::read_to_string(p)
@@ -53,6 +56,7 @@ fn inputs(args: &ServeArgs) -> anyhow::Result<Inputs> {
         ("listen", &args.listen),
         ("store", &args.store),
         ("log_level", &args.log_level),
+        ("audit.file", &args.audit_file),
     ] {
         if let Some(v) = v {
             flags.push((k.to_owned(), v.clone()));
@@ -81,6 +85,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
+    // Host integrity: the binary and the config file, hashed now and again
+    // on the interval.
+    let mut cfg = cfg;
+    cfg.hub.integrity.files = std::env::current_exe()
+        .ok()
+        .into_iter()
+        .chain(args.config.clone())
+        .collect();
     let store = clawnet_store::open(&cfg.store)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the store: {}", e.message))?;
@@ -99,23 +111,48 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     hub.spawn_retention_sweeper();
     hub.spawn_cursor_flusher();
     hub.spawn_task_sweeper();
+    hub.spawn_integrity_watch();
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, store = ?cfg.store, "clawnet hub listening");
     println!("clawnet: listening on http://{addr} (WebSocket ws://{addr}/ws)");
-    let state = AppState {
-        hub: hub.clone(),
-        opts: Arc::new(cfg.server),
+    let state = AppState::new(hub.clone(), cfg.server);
+    // SIGTERM: stop accepting, tell agents to reconnect elsewhere, let
+    // in-flight requests finish (their ACKs leave after their commits), then
+    // write what is buffered, all within the deadline.
+    let deadline = cfg.shutdown_deadline;
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stopping_tx.send(());
     };
-    clawnet_server::serve(listener, state, shutdown_signal()).await?;
-    // Acks still buffered reach the store before the process exits.
-    if let Err(e) = hub.flush_cursors().await {
-        tracing::warn!(error = %e, "cursors not written at shutdown");
+    let served = clawnet_server::serve(listener, state, signal);
+    tokio::pin!(served);
+    let over_time = async move {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(deadline).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = &mut served => r?,
+        () = over_time => tracing::warn!(?deadline, "connections still open at the shutdown deadline; closing"),
     }
-    // So are job events still queued.
-    hub.flush_job_log().await;
+    let flush = async {
+        // Acks still buffered reach the store before the process exits.
+        if let Err(e) = hub.flush_cursors().await {
+            tracing::warn!(error = %e, "cursors not written at shutdown");
+        }
+        // So are audit entries still queued.
+        hub.flush_audit().await;
+    };
+    if tokio::time::timeout(deadline, flush).await.is_err() {
+        tracing::warn!("buffered cursors or audit entries not written within the deadline");
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -160,3 +160,44 @@ fn login_stores_url_and_token_privately_and_chat_uses_them() {
     assert!(!bad.status.success());
     assert!(!home2.path().join("clawnet").join("config.toml").exists());
 }
+
+#[test]
+fn completions_are_printed_for_each_shell_and_exit_statuses_are_distinct() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_clawnet"))
+            .args(["completions", shell])
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("quarantine") && text.contains("tasks"),
+            "{shell}: {text}"
+        );
+    }
+    // A usage error is clap's 2; an unreachable hub is 5.
+    let usage = std::process::Command::new(env!("CARGO_BIN_EXE_clawnet"))
+        .args(["tasks", "frobnicate"])
+        .output()
+        .expect("run");
+    assert_eq!(usage.status.code(), Some(2));
+    let down = std::process::Command::new(env!("CARGO_BIN_EXE_clawnet"))
+        .args([
+            "tasks",
+            "list",
+            "--url",
+            "http://127.0.0.1:9",
+            "--token",
+            "cn_x",
+        ])
+        .env_remove("CLAWNET_URL")
+        .env_remove("CLAWNET_TOKEN")
+        .output()
+        .expect("run");
+    assert_eq!(
+        down.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+}

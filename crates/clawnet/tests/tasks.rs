@@ -346,10 +346,12 @@ fn tasks_commands_print_for_people_and_for_scripts() {
     assert_eq!(r.code, Some(1));
     assert!(r.err.contains("forbidden"), "{}", r.err);
     let r = cli(&hub, MASTER, &["tasks", "status", "t_nope"]);
-    assert_eq!(r.code, Some(1));
+    assert_eq!(r.code, Some(4), "not found has its own exit status");
     assert!(r.err.contains("not_found"), "{}", r.err);
+    let r = cli(&hub, "cn_not_a_token", &["tasks", "status", "t_nope"]);
+    assert_eq!(r.code, Some(3), "a bad credential has its own: {}", r.err);
     let r = cli(&hub, MASTER, &["tasks", "dispatch", "--to", "@nobody"]);
-    assert_eq!(r.code, Some(1));
+    assert_eq!(r.code, Some(4));
     assert!(r.err.contains("not_found"), "{}", r.err);
     let r = cli(
         &hub,

@@ -92,6 +92,8 @@ where
     audit(make().await).await;
     trim(make().await).await;
     settings(make().await).await;
+    roles_and_agent_removal(make().await).await;
+    room_deletion(make().await).await;
     tasks_insert_and_dedupe(make().await).await;
     tasks_compare_and_set(make().await).await;
     tasks_due_leases_and_counts(make().await).await;
@@ -697,24 +699,31 @@ pub async fn cursors(s: Arc<dyn Store>) {
     assert!(s.cursors("b").await.expect("cursors").is_empty());
 }
 
-/// The audit trail is append-only with increasing ids, filtered as asked.
+/// The audit trail is append-only with increasing ids, filtered as asked;
+/// the chain hashes come back as written.
 pub async fn audit(s: Arc<dyn Store>) {
-    for i in 0..6u64 {
-        let e = s
-            .append_audit(AuditEntry {
-                id: 0,
-                ts: 100 + i,
-                kind: if i % 2 == 0 { "identity" } else { "chat" }.into(),
-                actor: if i < 3 { "a" } else { "b" }.into(),
-                action: format!("act{i}"),
-                target: "t".into(),
-                reason: (i == 5).then(|| "why".to_owned()),
-                meta: json!({"i": i}),
-            })
-            .await
-            .expect("audit");
+    let entry = |i: u64| AuditEntry {
+        id: 0,
+        ts: 100 + i,
+        kind: ["identity", "chat"][(i % 2) as usize].into(),
+        actor: if i < 3 { "a" } else { "b" }.into(),
+        action: format!("act{i}"),
+        target: "t".into(),
+        reason: (i == 5).then(|| "why".to_owned()),
+        meta: json!({"i": i}),
+        prev_hash: format!("{:064x}", i),
+        hash: format!("{:064x}", i + 1),
+    };
+    for i in 0..3u64 {
+        let e = s.append_audit(entry(i)).await.expect("audit");
         assert_eq!(e.id, i + 1, "ids are 1, 2, 3, …");
     }
+    let batch = s
+        .append_audit_batch((3..6u64).map(entry).collect())
+        .await
+        .expect("audit batch");
+    let ids: Vec<_> = batch.iter().map(|e| e.id).collect();
+    assert_eq!(ids, vec![4, 5, 6], "a batch takes the next ids, in order");
     let all = s
         .list_audit(AuditFilter {
             limit: 100,
@@ -725,6 +734,24 @@ pub async fn audit(s: Arc<dyn Store>) {
     assert_eq!(all.len(), 6);
     assert_eq!(all[5].reason.as_deref(), Some("why"));
     assert_eq!(all[5].meta, json!({"i": 5}));
+    for (i, e) in all.iter().enumerate() {
+        let mut want = entry(i as u64);
+        want.id = i as u64 + 1;
+        assert_eq!(e, &want, "entry {i} (with its hashes) round-trips");
+    }
+    let f = AuditFilter {
+        after_id: Some(2),
+        limit: 3,
+        ..Default::default()
+    };
+    let got: Vec<_> = s
+        .list_audit(f)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(got, vec![3, 4, 5], "after_id pages forward from the oldest");
     let f = AuditFilter {
         kind: Some("identity".into()),
         limit: 100,
@@ -805,4 +832,134 @@ pub async fn settings(s: Arc<dyn Store>) {
     s.set_setting("chat.x", json!(7)).await.expect("replace");
     assert_eq!(s.get_setting("chat.x").await.expect("get"), Some(json!(7)));
     s.ping().await.expect("ping");
+}
+
+/// Role changes; removing an agent takes its tokens, memberships and
+/// cursors but leaves its messages.
+pub async fn roles_and_agent_removal(s: Arc<dyn Store>) {
+    s.insert_agent(agent("a", "alpha")).await.expect("insert a");
+    s.insert_agent(agent("b", "bravo")).await.expect("insert b");
+    assert_eq!(
+        s.set_role("a", Role::Warden).await.expect("set role"),
+        Some(Role::Worker),
+        "set_role returns the previous role"
+    );
+    assert_eq!(
+        s.get_agent("a").await.expect("get").expect("a").role,
+        Role::Warden
+    );
+    assert_eq!(
+        s.set_role("nobody", Role::Master).await.expect("set role"),
+        None,
+        "no such agent: None"
+    );
+    s.insert_token(TokenRecord {
+        token_id: "t1".into(),
+        agent_id: "a".into(),
+        hash: "ha".into(),
+        created_at: 1,
+    })
+    .await
+    .expect("token a");
+    s.insert_token(TokenRecord {
+        token_id: "t2".into(),
+        agent_id: "b".into(),
+        hash: "hb".into(),
+        created_at: 1,
+    })
+    .await
+    .expect("token b");
+    s.create_room(room("dev", false)).await.expect("room");
+    s.add_member("dev", "a").await.expect("member a");
+    s.add_member("dev", "b").await.expect("member b");
+    s.advance_cursor("a", "dev", 1).await.expect("cursor");
+    let m = new(s
+        .append_message(draft("dev", "a", 10, None), LIMITS)
+        .await
+        .expect("append"));
+
+    assert!(s.remove_agent("a").await.expect("remove"), "removed");
+    assert!(
+        !s.remove_agent("a").await.expect("again"),
+        "removing twice reports false"
+    );
+    assert!(
+        s.get_agent("a").await.expect("get").is_none(),
+        "record gone"
+    );
+    assert!(
+        s.find_agent_by_handle("alpha")
+            .await
+            .expect("find")
+            .is_none(),
+        "handle freed"
+    );
+    assert!(
+        s.find_token("ha").await.expect("find").is_none(),
+        "tokens gone"
+    );
+    assert!(s.list_tokens("a").await.expect("list").is_empty());
+    assert!(
+        s.find_token("hb").await.expect("find").is_some(),
+        "other agents' tokens stay"
+    );
+    assert_eq!(s.members("dev").await.expect("members"), vec!["b"]);
+    assert!(s.rooms_of("a").await.expect("rooms_of").is_empty());
+    assert!(s.cursors("a").await.expect("cursors").is_empty());
+    let h = s.history("dev", 0, 10).await.expect("history");
+    assert_eq!(h.messages.len(), 1, "its messages stay");
+    assert_eq!(h.messages[0].id, m.id);
+    let ids: Vec<_> = s
+        .list_agents()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|a| a.agent_id)
+        .collect();
+    assert_eq!(ids, vec!["b"]);
+}
+
+/// Deleting a room takes its record, members, messages, `seq` and cursors,
+/// and nothing of other rooms.
+pub async fn room_deletion(s: Arc<dyn Store>) {
+    s.create_room(room("dev", false)).await.expect("dev");
+    s.create_room(room("ops", false)).await.expect("ops");
+    for r in ["dev", "ops"] {
+        s.add_member(r, "a").await.expect("member");
+        for ts in 0..3 {
+            s.append_message(draft(r, "a", 10 + ts, Some(&format!("k{r}{ts}"))), LIMITS)
+                .await
+                .expect("append");
+        }
+        s.advance_cursor("a", r, 2).await.expect("cursor");
+    }
+    assert!(s.delete_room("dev").await.expect("delete"), "deleted");
+    assert!(
+        !s.delete_room("dev").await.expect("again"),
+        "deleting twice reports false"
+    );
+    assert!(
+        s.get_room("dev").await.expect("get").is_none(),
+        "record gone"
+    );
+    assert!(s.members("dev").await.expect("members").is_empty());
+    assert_eq!(s.rooms_of("a").await.expect("rooms_of"), vec!["ops"]);
+    let h = s.history("dev", 0, 10).await.expect("history");
+    assert!(h.messages.is_empty(), "messages gone");
+    assert_eq!(s.last_seq("dev").await.expect("last"), 0, "seq reset");
+    let c = s.cursors("a").await.expect("cursors");
+    assert!(!c.contains_key("dev"), "cursors in it gone");
+    assert_eq!(c.get("ops"), Some(&2));
+    assert_eq!(
+        s.history("ops", 0, 10).await.expect("ops").messages.len(),
+        3
+    );
+    assert_eq!(s.last_seq("ops").await.expect("last"), 3);
+    // The name can be used again, from seq 1.
+    s.create_room(room("dev", true)).await.expect("again");
+    let e = new(s
+        .append_message(draft("dev", "b", 20, None), LIMITS)
+        .await
+        .expect("append"));
+    assert_eq!(e.seq, 1, "a room created again starts at seq 1");
 }

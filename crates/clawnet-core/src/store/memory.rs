@@ -10,7 +10,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use clawnet_proto::{Envelope, TaskState};
+use clawnet_proto::{Envelope, Role, TaskState};
 use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 
@@ -178,6 +178,37 @@ impl Store for MemoryStore {
         Ok(old)
     }
 
+    async fn set_role(&self, agent_id: &str, role: Role) -> Result<Option<Role>> {
+        let mut id = self.identity.write();
+        Ok(id
+            .agents
+            .get_mut(agent_id)
+            .map(|a| std::mem::replace(&mut a.role, role)))
+    }
+
+    async fn remove_agent(&self, agent_id: &str) -> Result<bool> {
+        {
+            let mut id = self.identity.write();
+            let Some(a) = id.agents.remove(agent_id) else {
+                return Ok(false);
+            };
+            id.handles.remove(&a.handle.to_ascii_lowercase());
+            id.tokens.retain(|_, t| t.agent_id != agent_id);
+        }
+        {
+            let mut m = self.members.write();
+            if let Some(rooms) = m.by_agent.remove(agent_id) {
+                for r in rooms {
+                    if let Some(s) = m.by_room.get_mut(&r) {
+                        s.remove(agent_id);
+                    }
+                }
+            }
+        }
+        self.cursors.lock().remove(agent_id);
+        Ok(true)
+    }
+
     async fn insert_token(&self, token: TokenRecord) -> Result<()> {
         self.identity
             .write()
@@ -285,6 +316,27 @@ impl Store for MemoryStore {
             .unwrap_or_default())
     }
 
+    async fn delete_room(&self, name: &str) -> Result<bool> {
+        if self.rooms.write().remove(name).is_none() {
+            return Ok(false);
+        }
+        self.logs.write().remove(name);
+        {
+            let mut m = self.members.write();
+            if let Some(agents) = m.by_room.remove(name) {
+                for a in agents {
+                    if let Some(s) = m.by_agent.get_mut(&a) {
+                        s.remove(name);
+                    }
+                }
+            }
+        }
+        for c in self.cursors.lock().values_mut() {
+            c.remove(name);
+        }
+        Ok(true)
+    }
+
     async fn append_message(&self, draft: MessageDraft, limits: AppendLimits) -> Result<Appended> {
         let log = self.log(&draft.room);
         let Some(key) = draft.dedupe_key.clone() else {
@@ -332,6 +384,35 @@ impl Store for MemoryStore {
 
     async fn last_seq(&self, room: &str) -> Result<u64> {
         Ok(self.logs.read().get(room).map_or(0, |l| l.lock().last_seq))
+    }
+
+    async fn delete_message(
+        &self,
+        room: &str,
+        seq: u64,
+        by: &str,
+        at: u64,
+    ) -> Result<Option<Envelope>> {
+        let Some(log) = self.logs.read().get(room).cloned() else {
+            return Ok(None);
+        };
+        let mut log = log.lock();
+        let first = log.first_seq();
+        if first == 0 || seq < first {
+            return Ok(None);
+        }
+        let Some(slot) = usize::try_from(seq - first)
+            .ok()
+            .and_then(|i| log.msgs.get_mut(i))
+        else {
+            return Ok(None);
+        };
+        if !slot.deleted {
+            let mut env = (**slot).clone();
+            env.tombstone(by, at);
+            *slot = Arc::new(env);
+        }
+        Ok(Some((**slot).clone()))
     }
 
     async fn advance_cursor(&self, agent_id: &str, room: &str, seq: u64) -> Result<u64> {
@@ -415,7 +496,11 @@ impl Store for MemoryStore {
                 .filter(|e| filter.kind.as_ref().is_none_or(|k| &e.kind == k))
                 .filter(|e| filter.actor.as_ref().is_none_or(|k| &e.actor == k))
                 .filter(|e| filter.since_ms.is_none_or(|s| e.ts >= s))
+                .filter(|e| filter.after_id.is_none_or(|id| e.id > id))
                 .collect();
+        if filter.after_id.is_some() {
+            return Ok(hits.into_iter().take(filter.limit).cloned().collect());
+        }
         let skip = hits.len().saturating_sub(filter.limit);
         Ok(hits.into_iter().skip(skip).cloned().collect())
     }

@@ -110,6 +110,9 @@ impl MessageDraft {
             thread_id: self.thread_id,
             reply_to: self.reply_to,
             mentions: self.mentions,
+            deleted: false,
+            deleted_by: None,
+            deleted_at: None,
         }
     }
 }
@@ -168,6 +171,14 @@ pub struct AuditEntry {
     pub reason: Option<String>,
     /// Details.
     pub meta: Value,
+    /// The `hash` of the entry before this one in the chain (64 zeros for
+    /// the first), lower-case hex. Assigned by the audit writer.
+    #[serde(default)]
+    pub prev_hash: String,
+    /// SHA-256 over `prev_hash` and this entry's fields
+    /// (see [`crate::audit::entry_hash`]), lower-case hex.
+    #[serde(default)]
+    pub hash: String,
 }
 
 /// Filter for reading the audit trail.
@@ -179,6 +190,10 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     /// Only entries at or after this time.
     pub since_ms: Option<u64>,
+    /// Only entries with an id greater than this. When set, the *oldest*
+    /// `limit` such entries are returned (so a follower pages forward
+    /// without gaps); otherwise the newest `limit`.
+    pub after_id: Option<u64>,
     /// At most this many, newest last.
     pub limit: usize,
 }
@@ -263,6 +278,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Change an agent's handle; `conflict` if another agent holds it,
     /// `not_found` if the agent does not exist. Returns the previous handle.
     async fn set_handle(&self, agent_id: &str, handle: &str) -> Result<String>;
+    /// Change an agent's role. Returns the previous role, `None` if the
+    /// agent does not exist (nothing changed).
+    async fn set_role(&self, agent_id: &str, role: Role) -> Result<Option<Role>>;
+    /// Remove an agent: its record, its tokens, its memberships and its
+    /// cursors, in one transaction. Its messages stay in history. Returns
+    /// `false` if there was no such agent.
+    async fn remove_agent(&self, agent_id: &str) -> Result<bool>;
 
     /// Store a token record.
     async fn insert_token(&self, token: TokenRecord) -> Result<()>;
@@ -290,6 +312,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn is_member(&self, room: &str, agent_id: &str) -> Result<bool>;
     /// The stored rooms the agent is a member of (not `global`).
     async fn rooms_of(&self, agent_id: &str) -> Result<Vec<String>>;
+    /// Delete a stored room with its memberships, its messages, its `seq`
+    /// counter and every cursor in it, in one transaction (a room created
+    /// again under the name starts at `seq` 1). Returns `false` if there was
+    /// no such room.
+    async fn delete_room(&self, name: &str) -> Result<bool>;
 
     /// Append a message, assigning the next `seq` of its room, unless
     /// `(from_id, dedupe_key)` was seen within the window, in which case the
@@ -300,6 +327,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn history(&self, room: &str, after_seq: u64, limit: usize) -> Result<HistoryPage>;
     /// The newest `seq` of a room (0 when empty or unknown).
     async fn last_seq(&self, room: &str) -> Result<u64>;
+    /// Replace the message at `seq` of `room` with its tombstone
+    /// ([`Envelope::tombstone`]) and return it; `None` when no such message
+    /// is kept. Deleting a tombstone again returns it unchanged.
+    async fn delete_message(
+        &self,
+        room: &str,
+        seq: u64,
+        by: &str,
+        at: u64,
+    ) -> Result<Option<Envelope>>;
 
     /// Move an agent's cursor in a room forward to `seq` (never backwards).
     /// Returns the cursor after the call.
@@ -332,6 +369,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Append an audit entry; the store assigns `id`. Returns the entry stored.
     async fn append_audit(&self, entry: AuditEntry) -> Result<AuditEntry>;
+    /// Append audit entries in order, in one transaction where the backend
+    /// has them; the store assigns each `id`. Returns the entries stored.
+    async fn append_audit_batch(&self, entries: Vec<AuditEntry>) -> Result<Vec<AuditEntry>> {
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            out.push(self.append_audit(e).await?);
+        }
+        Ok(out)
+    }
     /// Read audit entries, oldest first.
     async fn list_audit(&self, filter: AuditFilter) -> Result<Vec<AuditEntry>>;
 

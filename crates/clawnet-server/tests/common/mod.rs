@@ -38,6 +38,22 @@ impl Drop for TestHub {
     }
 }
 
+/// Surface options with every rate limit off, for tests that load the hub
+/// on purpose (what they check is not the limits).
+pub fn unlimited() -> ServerOptions {
+    use clawnet_server::limits::{Rate, RateLimits};
+    ServerOptions {
+        limits: RateLimits {
+            rest_per_agent: Rate::OFF,
+            rest_per_address: Rate::OFF,
+            ws_per_agent: Rate::OFF,
+            ws_per_address: Rate::OFF,
+            ..RateLimits::default()
+        },
+        ..ServerOptions::default()
+    }
+}
+
 pub async fn start() -> TestHub {
     start_with(HubConfig::default(), None).await
 }
@@ -52,6 +68,22 @@ pub async fn start_on(
     clock: Option<Arc<dyn Clock>>,
     store: Option<Arc<dyn clawnet_core::store::Store>>,
 ) -> TestHub {
+    start_full(cfg, clock, store, ServerOptions::default()).await
+}
+
+/// A hub with surface options too (rate limits, origins).
+pub async fn start_full(
+    cfg: HubConfig,
+    clock: Option<Arc<dyn Clock>>,
+    store: Option<Arc<dyn clawnet_core::store::Store>>,
+    opts: ServerOptions,
+) -> TestHub {
+    let mut cfg = cfg;
+    // Debug builds on a busy machine: the defender's default time limit
+    // (50 ms) is for release builds. A test of the limit sets its own.
+    if cfg.defender.timeout_ms == clawnet_core::defense::DefenderSettings::default().timeout_ms {
+        cfg.defender.timeout_ms = 5_000;
+    }
     let mut b = Hub::builder().config(cfg);
     if let Some(s) = store {
         b = b.store(s);
@@ -68,10 +100,7 @@ pub async fn start_on(
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = oneshot::channel::<()>();
-    let state = AppState {
-        hub: hub.clone(),
-        opts: Arc::new(ServerOptions::default()),
-    };
+    let state = AppState::new(hub.clone(), opts);
     tokio::spawn(clawnet_server::serve(listener, state, async move {
         let _ = rx.await;
     }));

@@ -94,6 +94,8 @@ pub fn serve(args: &[&str]) -> Hub {
     clean(&mut cmd)
         .args(["serve", "--log-level", "warn"])
         .args(["--set", "tasks.dispatches_per_minute=0"])
+        // A debug hub on a busy machine: more time than the release default.
+        .args(["--set", "defender.timeout_ms=5000"])
         .args(args);
     if !args.contains(&"--listen") {
         cmd.args(["--listen", "127.0.0.1:0"]);
@@ -165,9 +167,17 @@ impl Run {
             .unwrap_or_else(|| panic!("no row {key}:\n{}", self.out))
     }
 
-    /// Failed with exit 1, the hub's code in the message.
+    /// Failed with the exit status for the hub's `code` (3 unauthorized,
+    /// 4 not found, 5 unavailable, 1 any other refusal), the code in the
+    /// message.
     pub fn refused(&self, code: &str) -> bool {
-        self.code == Some(1) && self.err.contains(code)
+        let status = match code {
+            "unauthorized" => 3,
+            "not_found" => 4,
+            "unavailable" | "internal" => 5,
+            _ => 1,
+        };
+        self.code == Some(status) && self.err.contains(code)
     }
 }
 
@@ -360,6 +370,14 @@ impl Drop for Server {
     }
 }
 
+const CRASH_SETTINGS: [&str; 5] = [
+    "limits.rest_per_agent=off",
+    "limits.rest_per_address=off",
+    "limits.ws_per_agent=off",
+    "limits.ws_per_address=off",
+    "defender.timeout_ms=5000",
+];
+
 impl Server {
     /// Start a hub on `db` with `--set` for each of `settings` and wait until
     /// it answers `/readyz`. This is the "file opens cleanly" check: after a
@@ -370,7 +388,11 @@ impl Server {
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn"])
             .arg("--store")
             .arg(format!("sqlite://{}", db.display()));
-        for s in settings {
+        // Crash tests load the hub far past the default rate limits; what
+        // they check is the store, so the limits are off, and a debug hub
+        // on a busy machine gets more than the defender's release time
+        // limit (settings may still set either).
+        for s in CRASH_SETTINGS.iter().chain(settings) {
             cmd.arg("--set").arg(s);
         }
         // The hub reads every CLAWNET_* variable; only ours may reach it.
@@ -426,6 +448,24 @@ impl Server {
                 "the restarted hub never became ready"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGTERM, then wait for the process to exit (at most `within`); its
+    /// exit status.
+    pub async fn terminate(mut self, within: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running hub has a pid");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success(), "SIGTERM not delivered");
+        match tokio::time::timeout(within, self.child.wait()).await {
+            Ok(status) => status.expect("wait"),
+            Err(_) => {
+                let _ = self.child.start_kill();
+                panic!("the hub did not exit within {within:?} of SIGTERM");
+            }
         }
     }
 
