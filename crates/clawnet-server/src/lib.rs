@@ -6,6 +6,7 @@
 //! calls these, so tests run the same server on an ephemeral port.
 
 mod auth;
+pub mod dashboard;
 pub mod errors;
 mod guard;
 pub mod limits;
@@ -72,7 +73,8 @@ impl AppState {
     }
 }
 
-/// The whole HTTP app: REST v1, the predecessor's aliases, `/ws`, health.
+/// The whole HTTP app: REST v1, the predecessor's aliases, `/ws`, health,
+/// and the dashboard's static files (outside the gate: they hold no data).
 /// Every matched route passes the policy gate (rate limits, credential,
 /// the authorization matrix) before its handler.
 pub fn router(state: AppState) -> Router {
@@ -82,6 +84,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::gate,
         ))
+        .merge(dashboard::routes())
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
