@@ -81,7 +81,10 @@ async function api(method, path, body) {
   const res = await fetch(`/api/v1${path}`, opts);
   let data = null;
   try { data = await res.json(); } catch { data = null; }
-  if (!res.ok || (data && data.error)) throw new ApiError(res.status, data && data.error);
+  // 202 is how REST answers `held` (the defender keeps it for review): an
+  // error body with a success status. A Task's own `error` is a string.
+  const held = res.status === 202 && data && data.error && typeof data.error === 'object';
+  if (!res.ok || held) throw new ApiError(res.status, data && data.error);
   return data;
 }
 const enc = encodeURIComponent;
@@ -152,8 +155,11 @@ function wsOpen() {
       }
     } else if (f.type === 'event') onEvent(f);
   };
+  let opened = false;
+  sock.addEventListener('open', () => { opened = true; });
   sock.onclose = () => {
     if (WS.sock !== sock) return;
+    if (!opened && WS.attempt >= 1) checkToken();
     WS.ready = false;
     clearInterval(WS.pingTimer);
     for (const p of WS.pending.values()) { clearTimeout(p.timer); p.reject(new ApiError(0, { code: 'unavailable', message: 'disconnected' })); }
@@ -161,6 +167,15 @@ function wsOpen() {
     if (!WS.closedByUs) scheduleReconnect();
   };
   sock.onerror = () => {};
+}
+
+// The upgrade failed again: find out whether the token is still good (a
+// browser cannot read the 401 of a refused WebSocket upgrade).
+async function checkToken() {
+  try {
+    const res = await fetch('/api/v1/presence', { headers: { Authorization: `Bearer ${S.token}` } });
+    if (res.status === 401) logout('The hub no longer accepts this token (revoked, or the hub was reset).');
+  } catch { /* hub unreachable: keep retrying */ }
 }
 
 function scheduleReconnect() {
@@ -211,7 +226,14 @@ async function onConnected(res) {
   }
   await refreshRooms();
   refreshPresence();
-  route();
+  if (first) { route(); return; }
+  // A reconnect: keep the page (and any draft in the composer), catch up.
+  if (S.route.name === 'chat' && chatEls && chatEls.key === S.route.arg) {
+    const key = S.route.arg;
+    await loadHistory(key);
+    renderChatHead(key);
+    renderTimelineSoon();
+  }
 }
 
 function applyRole() {
@@ -273,6 +295,7 @@ function onEvent(f) {
       delete S.cursors[f.room];
       const r = S.rooms.get(f.room);
       if (r) { r.msgs.clear(); r.readTo = 0; r.unread = 0; }
+      if (S.route.name === 'chat' && S.route.arg === f.room) renderTimelineSoon();
       break;
     }
     case 'replay.gap':
@@ -296,7 +319,7 @@ function onEvent(f) {
     case 'room.joined':
     case 'room.left':
       refreshRooms();
-      if (S.route.name === 'rooms') renderRoomsView();
+      if (S.route.name === 'rooms') loadRoomsView();
       break;
     case 'task.updated':
       if (d.task) {
@@ -405,6 +428,9 @@ function renderSidebar() {
     return h('li', null, a);
   };
   rl.replaceChildren(...rooms.map(item));
+  let unread = 0;
+  for (const r of S.rooms.values()) unread += r.unread;
+  document.title = unread ? `(${unread}) clawnet` : 'clawnet';
   dl.replaceChildren(...(dms.length ? dms.map(item) : [h('li', { class: 'muted small', text: 'none yet' })]));
   document.querySelectorAll('.nav a').forEach((a) => {
     const on = a.dataset.route === S.route.name || (a.dataset.route === 'tasks' && S.route.name === 'task');
@@ -578,7 +604,7 @@ function renderMessage(key, m) {
   const mine = S.me && m.from_id === S.me.agent_id;
   const sys = m.from_id === 'clawnet';
   const li = h('li', {
-    class: `msg${mine ? ' mine' : ''}${sys ? ' system' : ''}${m.deleted ? ' deleted' : ''}`,
+    class: `msg${mine ? ' mine' : ''}${sys ? ' system' : ''}${m.deleted ? ' deleted' : ''}${S.me && (m.mentions || []).includes(S.me.agent_id) ? ' mentions-me' : ''}`,
     testid: 'message', dataset: { seq: String(m.seq), from: m.from_handle, id: m.id },
   });
   const meta = h('div', { class: 'meta' },
@@ -648,7 +674,7 @@ async function joinRoom(key) {
     toast(`Joined ${roomLabel(key)}`);
     await refreshRooms();
     if (S.route.name === 'chat' && S.route.arg === key) renderChatHead(key);
-    if (S.route.name === 'rooms') renderRoomsView();
+    if (S.route.name === 'rooms') loadRoomsView();
   } catch (e) { toast(errText(e), 'bad'); }
 }
 
@@ -771,9 +797,9 @@ function canTyping(key) {
 }
 
 // ---------- rooms view ----------
-async function renderRoomsView() {
-  const v = $('view');
-  if (S.route.name !== 'rooms') return;
+// The forms are built once per visit; only the table and the member list are
+// refreshed, so a live event never wipes what someone is typing.
+function renderRoomsView() {
   const sel = S.route.arg;
   const nameIn = h('input', { id: 'room-new-name', type: 'text', required: true, pattern: '[a-z0-9][a-z0-9._\\-]{0,63}', testid: 'room-create-name', placeholder: 'ops' });
   const privIn = h('input', { id: 'room-new-private', type: 'checkbox', testid: 'room-create-private' });
@@ -789,14 +815,47 @@ async function renderRoomsView() {
       const info = await api('POST', '/rooms', { name, private: privIn.checked });
       roomState(info.name).info = info;
       toast(`Created ${info.private ? 'private' : 'public'} room ${info.name}`);
+      nameIn.value = '';
+      privIn.checked = false;
       await refreshRooms();
       location.hash = `#/rooms/${enc(info.name)}`;
     } catch (e) { toast(errText(e), 'bad'); }
   });
+  const parts = [h('h1', { text: 'Rooms' }), create, h('div', { id: 'rooms-table-wrap' })];
+  if (sel) {
+    const who = h('input', { id: 'invite-agent', type: 'text', placeholder: '@handle or id', testid: 'room-invite-agent', required: true });
+    const inv = h('form', { class: 'inline-form', testid: 'room-invite', id: 'room-invite-form' },
+      h('label', { for: 'invite-agent', text: 'Invite' }), who,
+      h('button', { type: 'submit', class: 'primary', text: 'Invite', testid: 'room-invite-submit' }));
+    inv.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      let a = who.value.trim();
+      if (!a) return;
+      if (!a.startsWith('@') && !S.presence.has(a)) a = `@${a}`;
+      try {
+        await api('POST', `/rooms/${enc(sel)}/invite`, { agent: a });
+        toast(`Invited ${a} to ${sel}`);
+        who.value = '';
+        loadRoomsView();
+      } catch (e) { toast(errText(e), 'bad'); }
+    });
+    parts.push(h('section', { class: 'sub', testid: 'room-detail' },
+      h('h2', { id: 'room-detail-title', text: sel }),
+      h('ul', { class: 'members', id: 'room-members', testid: 'room-members' }),
+      h('p', { class: 'muted', id: 'room-invite-hint', hidden: true, text: 'Join the room to invite others.' }),
+      inv));
+  }
+  $('view').append(h('section', { class: 'panel' }, parts));
+  loadRoomsView();
+}
+
+let roomsGen = 0;
+async function loadRoomsView() {
+  const my = ++roomsGen;
   await refreshRooms();
-  if (S.route.name !== 'rooms') return;
+  if (my !== roomsGen || S.route.name !== 'rooms' || !$('rooms-table-wrap')) return;
   const rows = [...S.rooms.values()].filter((r) => r.info && r.info.kind === 'room').sort((a, b) => a.info.name.localeCompare(b.info.name));
-  const table = h('table', { class: 'grid', testid: 'rooms-table' },
+  $('rooms-table-wrap').replaceChildren(rows.length ? h('table', { class: 'grid', testid: 'rooms-table' },
     h('thead', null, h('tr', null, ['Room', 'Visibility', 'Members', 'Messages', 'Created by', ''].map((t) => h('th', { scope: 'col', text: t })))),
     h('tbody', null, rows.map(({ info }) => h('tr', { testid: 'room-row', dataset: { room: info.name } },
       h('td', null, h('a', { href: `#/rooms/${enc(info.name)}`, text: info.name })),
@@ -808,38 +867,29 @@ async function renderRoomsView() {
         h('a', { class: 'btn ghost', href: `#/chat/${enc(info.name)}`, text: 'Open' }),
         info.member
           ? h('button', { type: 'button', class: 'ghost', text: 'Leave', testid: 'room-leave', onclick: () => leaveRoom(info.name) })
-          : h('button', { type: 'button', class: 'ghost', text: 'Join', testid: 'room-join', onclick: () => joinRoom(info.name) }))))));
-  const parts = [h('h1', { text: 'Rooms' }), create, rows.length ? table : h('p', { class: 'muted', text: 'No named rooms yet.' })];
-  if (sel && S.rooms.get(sel) && S.rooms.get(sel).info) parts.push(await roomDetail(sel));
-  v.replaceChildren(h('section', { class: 'panel' }, parts));
-}
-
-async function roomDetail(name) {
-  const info = S.rooms.get(name).info;
+          : h('button', { type: 'button', class: 'ghost', text: 'Join', testid: 'room-join', onclick: () => joinRoom(info.name) }))))))
+    : h('p', { class: 'muted', text: 'No named rooms yet.' }));
+  const sel = S.route.arg;
+  const ul = $('room-members');
+  if (!sel || !ul) return;
+  const r = S.rooms.get(sel);
+  if (!r || !r.info) {
+    $('room-detail-title').textContent = `${sel}: not found, or not visible to you`;
+    $('room-invite-form').hidden = true;
+    return;
+  }
+  const info = r.info;
+  $('room-detail-title').textContent = `${sel} (${info.private ? 'private' : 'public'}, ${info.member_count} member${info.member_count === 1 ? '' : 's'})`;
+  const canInvite = info.member || isStaff();
+  $('room-invite-form').hidden = !canInvite;
+  $('room-invite-hint').hidden = canInvite;
   let members = [];
-  try { members = (await api('GET', `/rooms/${enc(name)}/members?limit=1000`)).members; } catch (e) { toast(errText(e), 'bad'); }
-  const who = h('input', { id: 'invite-agent', type: 'text', placeholder: '@handle or id', testid: 'room-invite-agent', required: true });
-  const inv = h('form', { class: 'inline-form', testid: 'room-invite' },
-    h('label', { for: 'invite-agent', text: 'Invite' }), who,
-    h('button', { type: 'submit', class: 'primary', text: 'Invite', testid: 'room-invite-submit' }));
-  inv.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    let a = who.value.trim();
-    if (!a) return;
-    if (!a.startsWith('@') && ![...S.presence.keys()].includes(a)) a = `@${a}`;
-    try {
-      await api('POST', `/rooms/${enc(name)}/invite`, { agent: a });
-      toast(`Invited ${a} to ${name}`);
-      renderRoomsView();
-    } catch (e) { toast(errText(e), 'bad'); }
-  });
-  return h('section', { class: 'sub', testid: 'room-detail' },
-    h('h2', { text: `${name} (${info.private ? 'private' : 'public'})` }),
-    h('ul', { class: 'members', testid: 'room-members' }, members.map((m) => {
-      const p = S.presence.get(m);
-      return h('li', null, h('span', { class: `dot ${p ? p.status : 'offline'}` }), ` @${p ? p.handle : m} `, h('span', { class: 'muted small', text: m }));
-    })),
-    (info.member || isStaff()) ? inv : h('p', { class: 'muted', text: 'Join the room to invite others.' }));
+  try { members = (await api('GET', `/rooms/${enc(sel)}/members?limit=1000`)).members; } catch (e) { toast(errText(e), 'bad'); return; }
+  if (my !== roomsGen || !ul.isConnected) return;
+  ul.replaceChildren(...members.map((m) => {
+    const p = S.presence.get(m);
+    return h('li', null, h('span', { class: `dot ${p ? p.status : 'offline'}` }), ` @${p ? p.handle : m} `, h('span', { class: 'muted small', text: m }));
+  }));
 }
 
 async function leaveRoom(name) {
@@ -847,7 +897,7 @@ async function leaveRoom(name) {
     await api('POST', `/rooms/${enc(name)}/leave`);
     toast(`Left ${name}`);
     await refreshRooms();
-    renderRoomsView();
+    if (S.route.name === 'rooms') loadRoomsView();
   } catch (e) { toast(errText(e), 'bad'); }
 }
 
@@ -937,9 +987,11 @@ function renderDispatchForm() {
   return h('section', { class: 'sub' }, h('h2', { text: 'Dispatch a task' }), f);
 }
 
+let tasksGen = 0;
 async function loadTasks() {
   const wrap = $('tasks-wrap');
   if (!wrap) return;
+  const my = ++tasksGen;
   const q = new URLSearchParams({ limit: '1000' });
   const f = S.taskFilter || {};
   if (f.state) q.set('state', f.state);
@@ -956,7 +1008,7 @@ async function loadTasks() {
       after = res.next;
     }
   } catch (e) { wrap.replaceChildren(h('p', { class: 'error', text: errText(e) })); return; }
-  if (!$('tasks-wrap')) return;
+  if (my !== tasksGen || !wrap.isConnected) return; // a newer load or another page
   for (const t of tasks) S.tasks.set(t.task_id, t);
   tasks.reverse(); // newest first
   wrap.replaceChildren(taskTable(tasks, 'tasks-table'));
@@ -1064,15 +1116,17 @@ function renderQueuesView() {
   every(3000, loadQueues);
 }
 
+let queuesGen = 0;
 async function loadQueues() {
   if (!$('queues-wrap')) return;
+  const my = ++queuesGen;
   let q;
   let s;
   let d;
   try {
     [q, s, d] = await Promise.all([api('GET', '/queues'), api('GET', '/schedules'), api('GET', '/tasks?state=failed&limit=1000')]);
   } catch (e) { $('queues-wrap').replaceChildren(h('p', { class: 'error', text: errText(e) })); return; }
-  if (!$('queues-wrap')) return;
+  if (my !== queuesGen || !$('queues-wrap')) return;
   const cols = ['queued', 'delayed', 'running', 'succeeded', 'failed', 'cancelled'];
   $('queues-wrap').replaceChildren(q.queues.length ? h('table', { class: 'grid', testid: 'queues-table' },
     h('thead', null, h('tr', null, ['Queue', ...cols, 'Breaker', 'State', ''].map((t) => h('th', { scope: 'col', text: t })))),
@@ -1115,6 +1169,7 @@ function renderAuditView() {
   $('view').append(h('section', { class: 'panel' }, h('h1', { text: 'Audit log' }), form, table));
   let lastId = 0;
   let gen = 0;
+  let loaded = false;
   const q = () => {
     const p = new URLSearchParams();
     if (type.value.trim()) p.set('type', type.value.trim());
@@ -1134,11 +1189,12 @@ function renderAuditView() {
       const res = await api('GET', `/logs?${p}`);
       if (my !== gen) return;
       body.replaceChildren(...res.entries.slice().reverse().map(row));
-      lastId = res.entries.length ? res.entries[res.entries.length - 1].id : lastId;
+      lastId = res.entries.length ? res.entries[res.entries.length - 1].id : 0;
+      loaded = true;
     } catch (e) { toast(errText(e), 'bad'); }
   };
   const poll = async () => {
-    if (!follow.checked || !body.isConnected) return;
+    if (!follow.checked || !loaded || !body.isConnected) return;
     const my = gen;
     const p = q();
     p.set('after_id', String(lastId));
@@ -1176,10 +1232,12 @@ function renderQuarantineView() {
   $('view').append(h('section', { class: 'panel' }, h('h1', { text: 'Quarantine' }),
     h('p', { class: 'muted', text: 'Messages and tasks the defender held for review. Approving delivers it now, as its sender.' }), form, list));
   const busy = new Set();
+  let gen = 0;
   const load = async () => {
+    const my = ++gen;
     try {
       const res = await api('GET', `/quarantine?state=${stateSel.value}`);
-      if (!list.isConnected) return;
+      if (my !== gen || !list.isConnected) return;
       const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest('[data-qid]');
       const keep = focused && focused.dataset.qid;
       list.replaceChildren(...(res.items.length ? res.items.map(qItem) : [h('li', { class: 'muted', text: `Nothing ${stateSel.value}.` })]));
@@ -1282,6 +1340,7 @@ function init() {
     } catch (e) { $('login-error').textContent = e.message; }
   });
   $('logout').addEventListener('click', () => logout());
+  document.querySelector('.skip').addEventListener('click', (ev) => { ev.preventDefault(); $('view').focus(); });
   $('menu-toggle').addEventListener('click', () => (document.body.classList.contains('menu-open') ? closeMenu() : openMenu()));
   $('scrim').addEventListener('click', closeMenu);
   document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') closeMenu(); });
