@@ -69,7 +69,10 @@ fn serve(path: &str) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     // The files change only with the binary; revalidating is cheap and an
     // upgraded hub never serves a stale script.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

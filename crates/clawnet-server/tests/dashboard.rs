@@ -18,12 +18,15 @@ async fn the_hub_serves_its_dashboard_without_a_credential() {
     let page = get(&hub, "/").await;
     assert_eq!(page.status(), 200);
     let h = page.headers().clone();
-    assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
-    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(h["content-type"]
+        .to_str()
+        .expect("ascii header")
+        .starts_with("text/html"));
+    let csp = h["content-security-policy"].to_str().expect("ascii header");
     assert!(csp.contains("default-src 'none'"), "{csp}");
     assert!(csp.contains("connect-src 'self'"), "{csp}");
     assert_eq!(h["x-content-type-options"], "nosniff");
-    let html = page.text().await.unwrap();
+    let html = page.text().await.expect("body");
     assert!(html.contains("/ui/app.js"), "the page loads its script");
 
     for (file, mime) in [
@@ -33,9 +36,15 @@ async fn the_hub_serves_its_dashboard_without_a_credential() {
     ] {
         let res = get(&hub, &format!("/ui/{file}")).await;
         assert_eq!(res.status(), 200, "{file}");
-        let ct = res.headers()["content-type"].to_str().unwrap().to_string();
+        let ct = res.headers()["content-type"]
+            .to_str()
+            .expect("ascii header")
+            .to_string();
         assert!(ct.starts_with(mime), "{file}: {ct}");
-        assert!(!res.bytes().await.unwrap().is_empty(), "{file} is empty");
+        assert!(
+            !res.bytes().await.expect("body").is_empty(),
+            "{file} is empty"
+        );
     }
     assert_eq!(get(&hub, "/ui/nope.js").await.status(), 404);
     assert_eq!(get(&hub, "/ui/..%2FCargo.toml").await.status(), 404);
@@ -44,7 +53,10 @@ async fn the_hub_serves_its_dashboard_without_a_credential() {
 #[test]
 fn the_dashboard_stays_within_its_budget_and_loads_nothing_from_elsewhere() {
     let total = clawnet_server::dashboard::shipped_bytes();
-    assert!(total < 300 * 1024, "dashboard ships {total} bytes (budget 300 KiB)");
+    assert!(
+        total < 300 * 1024,
+        "dashboard ships {total} bytes (budget 300 KiB)"
+    );
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
     for entry in std::fs::read_dir(&dir).expect("web/") {
         let path = entry.expect("entry").path();
