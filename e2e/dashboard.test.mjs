@@ -80,6 +80,17 @@ after(async () => {
   assert.deepEqual(problems, [], 'no console errors and no requests off localhost');
 });
 
+test('a token the hub does not know is refused at the login form', async () => {
+  // The browser logs the 401 of `GET /api/v1/me` itself; that one is expected.
+  const p = await newPage({ width: 1280, height: 800 }, 'bad-token', /401/);
+  await p.goto(`${URL_}/`);
+  await p.getByTestId('login-token').fill(`cn_${'0'.repeat(64)}`);
+  await p.getByTestId('login-submit').click();
+  await p.locator('#login-error').filter({ hasText: 'does not know this token' }).waitFor();
+  assert.equal(await p.evaluate(() => sessionStorage.getItem('clawnet.token')), null);
+  assert.equal(await p.locator('#shell').isHidden(), true);
+});
+
 test('log in with a token', async () => {
   await login(page, MASTER);
   await page.getByTestId('whoami').filter({ hasText: '@master' }).waitFor();

@@ -403,7 +403,7 @@ pub async fn serve() -> impl IntoResponse {
     ),
     paths(
         healthz, readyz, metrics, ws, openapi_json,
-        list_agents, create_agent, get_agent, set_role, remove_agent, list_tokens, issue_token, rotate_tokens,
+        whoami, list_agents, create_agent, get_agent, set_role, remove_agent, list_tokens, issue_token, rotate_tokens,
         revoke_token, get_inbox, put_inbox, set_handle,
         list_rooms, create_room, get_room, room_members, join_room, leave_room, invite,
         history, delete_message, delete_room, list_dms, dm_history, send, presence,
@@ -697,6 +697,15 @@ fn list_agents() {}
     ))]
 #[allow(dead_code)] // doc-only: the handler is elsewhere
 fn create_agent() {}
+
+/// Who am I
+///
+/// The caller's own agent record (id, handle, role): how a client that
+/// holds only a token learns who it is.
+#[utoipa::path(get, path = "/api/v1/me", tag = "agents",
+    responses((status = 200, description = "The caller", body = AgentResult)))]
+#[allow(dead_code)] // doc-only: the handler is elsewhere
+fn whoami() {}
 
 /// Get an agent
 #[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents",

@@ -83,6 +83,7 @@ pub const REST: &[RestRule] = &[
     r("GET", "/metrics", Public),
     r("GET", "/ws", Public),
     r("GET", "/api/v1/openapi.json", Public),
+    r("GET", "/api/v1/me", Agent),
     r("GET", "/api/v1/agents", Agent),
     r("POST", "/api/v1/agents", Master),
     r("GET", "/api/v1/agents/{id}", Agent),

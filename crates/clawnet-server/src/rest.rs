@@ -54,6 +54,7 @@ pub fn routes() -> Router<AppState> {
         .on("GET", "/metrics", crate::metrics::render)
         .on("GET", "/ws", crate::ws::upgrade)
         .on("GET", "/api/v1/openapi.json", crate::openapi::serve)
+        .on("GET", "/api/v1/me", whoami)
         .on("GET", "/api/v1/agents", list_agents)
         .on("POST", "/api/v1/agents", create_agent)
         .on("GET", "/api/v1/agents/{id}", get_agent)
@@ -204,6 +205,13 @@ async fn remove_agent(
 ) -> ApiResult<Json<Value>> {
     let a = app.hub.remove_agent(caller.id(), &id).await?;
     Ok(Json(json!({ "agent": a, "removed": true })))
+}
+
+/// The caller's own record: how a client holding only a token (the
+/// dashboard at login) learns its id, handle and role.
+async fn whoami(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let a = app.hub.agent(caller.id()).await?;
+    Ok(Json(json!({"agent": *a})))
 }
 
 async fn get_agent(

@@ -530,3 +530,21 @@ async fn lists_page_with_after_and_limit() {
     assert_eq!(members["members"], json!(["a2", "a3"]));
     assert_eq!(members["next"], "a3");
 }
+
+#[tokio::test]
+async fn me_answers_the_callers_own_record_and_401_without_a_token() {
+    let hub = start().await;
+    let tok = hub.agent("wanda").await;
+    let (status, body) = call(&hub, Some(&tok), "GET", "/api/v1/me", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["agent"]["agent_id"], "wanda");
+    assert_eq!(body["agent"]["role"], "worker");
+    let (status, body) = call(&hub, Some(MASTER), "GET", "/api/v1/me", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["agent"]["role"], "master");
+    let (status, body) = call(&hub, None, "GET", "/api/v1/me", None).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let (status, _) = call(&hub, Some("cn_not-a-token"), "GET", "/api/v1/me", None).await;
+    assert_eq!(status, 401);
+}

@@ -111,7 +111,7 @@ function errText(e) {
 // ---------- WebSocket session ----------
 const WS = {
   sock: null, nextId: 1, pending: new Map(), ready: false, attempt: 0,
-  pingTimer: 0, retryTimer: 0, closedByUs: false, everConnected: false,
+  pingTimer: 0, retryTimer: 0, closedByUs: false, everConnected: false, routed: false,
 };
 
 function wsUrl() {
@@ -213,17 +213,11 @@ async function onConnected(res) {
   setConn('online');
   clearInterval(WS.pingTimer);
   WS.pingTimer = setInterval(() => { sendReq('ping').catch(() => {}); }, Math.max(2000, (res.heartbeat_interval_ms || 15000) - 2000));
-  const first = !S.me;
-  S.me = { agent_id: res.agent_id, handle: res.handle, role: res.role };
-  if (first) {
-    // The role shown follows the agent record (GET the caller's own agent).
-    try {
-      const a = await api('GET', `/agents/${enc(res.agent_id)}`);
-      S.role = a.agent.role;
-      S.me.handle = a.agent.handle;
-    } catch { S.role = res.role; }
-    applyRole();
-  }
+  const first = !WS.routed;
+  WS.routed = true;
+  // The record from login (`GET /api/v1/me`) holds the role; the connect
+  // result confirms the id and the current handle.
+  S.me = { ...S.me, agent_id: res.agent_id, handle: res.handle || (S.me && S.me.handle) };
   await refreshRooms();
   refreshPresence();
   if (first) { route(); return; }
@@ -1297,11 +1291,15 @@ function closeMenu() {
 // ---------- login / logout ----------
 async function login(token) {
   S.token = token;
-  const res = await fetch('/api/v1/presence', { headers: { Authorization: `Bearer ${token}` } });
+  // Who the token belongs to (and that it is valid) before the socket opens:
+  // a refused WebSocket upgrade cannot tell the page why.
+  const res = await fetch('/api/v1/me', { headers: { Authorization: `Bearer ${token}` } });
   if (res.status === 401) throw new Error('The hub does not know this token (or it was revoked).');
   if (!res.ok) throw new Error(`The hub answered ${res.status}.`);
-  const p = await res.json();
-  S.presence = new Map(p.agents.map((x) => [x.agent_id, x]));
+  const me = (await res.json()).agent;
+  S.me = { agent_id: me.agent_id, handle: me.handle, role: me.role };
+  S.role = me.role;
+  applyRole();
   sessionStorage.setItem(TOKEN_KEY, token);
   $('login').hidden = true;
   $('shell').hidden = false;
