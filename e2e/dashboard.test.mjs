@@ -191,6 +191,28 @@ test('queues, schedules and presence show the worker', async () => {
   await shot(page, 'presence');
 });
 
+test('add a schedule from the queues page and delete it', async () => {
+  await page.getByTestId('nav-queues').click();
+  await page.getByTestId('sched-target').fill('@worker');
+  await page.getByTestId('sched-cron').fill('0 0 1 1 *');
+  await page.getByTestId('sched-text').fill('new year report');
+  await page.getByTestId('sched-name').fill('new-year');
+  await page.getByTestId('schedule-form').getByRole('button', { name: 'Add schedule' }).click();
+  const row = page.locator('[data-testid=schedule-row][data-name=new-year]');
+  await row.waitFor();
+  const listed = await rest(MASTER, 'GET', '/schedules');
+  const mine = listed.body.schedules.find((x) => x.name === 'new-year');
+  assert.ok(mine, 'the hub stored the schedule');
+  assert.equal(mine.target, 'worker');
+  assert.equal(mine.cron, '0 0 1 1 *');
+  assert.deepEqual(mine.payload, { text: 'new year report' });
+  page.once('dialog', (d) => d.accept());
+  await row.getByTestId('schedule-delete').click();
+  await row.waitFor({ state: 'detached' });
+  const after = await rest(MASTER, 'GET', '/schedules');
+  assert.equal(after.body.schedules.some((x) => x.name === 'new-year'), false);
+});
+
 test('a failed task is a dead letter with its error, and a master can retry it', async () => {
   const r = await rest(MASTER, 'POST', '/tasks', { target: '@worker', kind: 'prompt', payload: { text: 'fail-me please' }, max_attempts: 1 });
   assert.equal(r.status, 201, JSON.stringify(r.body));

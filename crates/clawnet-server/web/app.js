@@ -1102,12 +1102,39 @@ function renderTaskDetail(t) {
 function renderQueuesView() {
   $('view').append(h('section', { class: 'panel' },
     h('h1', { text: 'Queues' }), h('div', { id: 'queues-wrap' }),
-    h('h2', { text: 'Schedules' }), h('div', { id: 'schedules-wrap' }),
+    h('h2', { text: 'Schedules' }), scheduleForm(), h('div', { id: 'schedules-wrap' }),
     h('h2', { text: 'Dead letters' }), h('p', { class: 'muted' }, 'Tasks that used up their attempts (state failed). ',
       h('a', { href: '#/tasks?state=failed', text: 'Open in the task list' })),
     h('div', { id: 'dead-wrap' })));
   loadQueues();
   every(3000, loadQueues);
+}
+
+// Register a repeating task: target, cron (UTC) and the text it gets.
+function scheduleForm() {
+  const target = h('input', { id: 'sched-target', type: 'text', placeholder: '@worker', required: true, testid: 'sched-target' });
+  const cron = h('input', { id: 'sched-cron', type: 'text', placeholder: '0 9 * * 1-5', required: true, class: 'mono', testid: 'sched-cron' });
+  const text = h('input', { id: 'sched-text', type: 'text', placeholder: 'what to do', testid: 'sched-text' });
+  const name = h('input', { id: 'sched-name', type: 'text', placeholder: 'optional', testid: 'sched-name' });
+  return h('form', {
+    class: 'inline-form', testid: 'schedule-form',
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      const body = { target: target.value.trim(), cron: cron.value.trim(), payload: { text: text.value } };
+      if (name.value.trim()) body.name = name.value.trim();
+      try {
+        const r = await api('POST', '/schedules', body);
+        toast(`Schedule ${r.schedule.name} registered`, 'good');
+        cron.value = ''; text.value = ''; name.value = '';
+        loadQueues();
+      } catch (e) { toast(errText(e), 'bad'); }
+    },
+  },
+  h('label', { for: 'sched-target', text: 'Target' }), target,
+  h('label', { for: 'sched-cron', text: 'Cron (UTC)' }), cron,
+  h('label', { for: 'sched-text', text: 'Text' }), text,
+  h('label', { for: 'sched-name', text: 'Name' }), name,
+  h('button', { type: 'submit', text: 'Add schedule' }));
 }
 
 let queuesGen = 0;
@@ -1136,12 +1163,19 @@ async function loadQueues() {
         },
       }) : null))))) : h('p', { class: 'muted', testid: 'queues-table', text: 'No queues yet.' }));
   $('schedules-wrap').replaceChildren(s.schedules.length ? h('table', { class: 'grid', testid: 'schedules-table' },
-    h('thead', null, h('tr', null, ['Name', 'Target', 'Cron (UTC)', 'Kind', 'Next run', 'Last task', 'By'].map((t) => h('th', { scope: 'col', text: t })))),
-    h('tbody', null, s.schedules.map((x) => h('tr', { testid: 'schedule-row' },
+    h('thead', null, h('tr', null, ['Name', 'Target', 'Cron (UTC)', 'Kind', 'Next run', 'Last task', 'By', ''].map((t) => h('th', { scope: 'col', text: t })))),
+    h('tbody', null, s.schedules.map((x) => h('tr', { testid: 'schedule-row', dataset: { name: x.name } },
       h('td', { text: x.name }), h('td', { text: x.target }), h('td', { class: 'mono', text: x.cron }), h('td', { text: x.kind }),
       h('td', { text: fmtTime(x.next_run_at) }),
       h('td', null, x.last_task_id ? h('a', { href: `#/tasks/${enc(x.last_task_id)}`, class: 'mono', text: x.last_task_id }) : '—'),
-      h('td', { text: x.created_by })))))
+      h('td', { text: x.created_by }),
+      h('td', { class: 'actions' }, h('button', {
+        type: 'button', class: 'ghost danger', testid: 'schedule-delete', text: 'Delete', 'aria-label': `Delete schedule ${x.name}`,
+        onclick: async () => {
+          if (!window.confirm(`Delete schedule ${x.name}?`)) return;
+          try { await api('DELETE', `/schedules/${enc(x.schedule_id)}`); loadQueues(); } catch (e) { toast(errText(e), 'bad'); }
+        },
+      }))))))
     : h('p', { class: 'muted', testid: 'schedules-table', text: 'No schedules.' }));
   $('dead-wrap').replaceChildren(taskTable(d.tasks.slice().reverse(), 'dead-table'));
 }
