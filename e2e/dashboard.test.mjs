@@ -98,6 +98,25 @@ test('log in with a token', async () => {
   assert.equal(await page.evaluate(() => sessionStorage.getItem('clawnet.token') !== null), true);
 });
 
+test('keyboard only: log in, reach a view with Tab, see where the focus is', async () => {
+  const p = await newPage({ width: 1280, height: 800 }, 'keyboard');
+  await p.goto(`${URL_}/`);
+  // The token field has the focus when the login form shows.
+  assert.equal(await p.evaluate(() => document.activeElement.dataset.testid), 'login-token');
+  await p.keyboard.type(MASTER);
+  await p.keyboard.press('Enter');
+  await p.getByTestId('conn-state').filter({ hasText: 'online' }).waitFor();
+  const focused = () => p.evaluate(() => document.activeElement && document.activeElement.dataset.testid);
+  for (let i = 0; i < 40 && (await focused()) !== 'nav-tasks'; i++) await p.keyboard.press('Tab');
+  assert.equal(await focused(), 'nav-tasks', 'Tab reaches the Tasks link');
+  const outline = await p.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.notEqual(outline, 'none', 'the focused link shows a focus ring');
+  await p.keyboard.press('Enter');
+  await p.waitForURL(/#\/tasks$/);
+  await p.getByRole('heading', { name: 'Tasks' }).waitFor();
+  await p.context().close();
+});
+
 test('open room alpha', async () => {
   await page.getByTestId('room-link-alpha').click();
   await page.waitForURL(/#\/chat\/alpha$/);
