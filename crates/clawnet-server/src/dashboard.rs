@@ -20,27 +20,21 @@ struct Asset {
 
 /// Every file the dashboard ships. A file added to `web/` must be listed
 /// here; `tests/dashboard.rs` checks the total size budget.
+macro_rules! asset {
+    ($file:literal, $mime:literal) => {
+        Asset {
+            path: $file,
+            mime: $mime,
+            body: include_bytes!(concat!("../web/", $file)),
+        }
+    };
+}
+
 const ASSETS: &[Asset] = &[
-    Asset {
-        path: "index.html",
-        mime: "text/html; charset=utf-8",
-        body: include_bytes!("../web/index.html"),
-    },
-    Asset {
-        path: "app.js",
-        mime: "text/javascript; charset=utf-8",
-        body: include_bytes!("../web/app.js"),
-    },
-    Asset {
-        path: "app.css",
-        mime: "text/css; charset=utf-8",
-        body: include_bytes!("../web/app.css"),
-    },
-    Asset {
-        path: "icon.svg",
-        mime: "image/svg+xml",
-        body: include_bytes!("../web/icon.svg"),
-    },
+    asset!("index.html", "text/html; charset=utf-8"),
+    asset!("app.js", "text/javascript; charset=utf-8"),
+    asset!("app.css", "text/css; charset=utf-8"),
+    asset!("icon.svg", "image/svg+xml"),
 ];
 
 /// Total bytes of the embedded dashboard (for the size budget).

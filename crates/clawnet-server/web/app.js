@@ -823,9 +823,8 @@ function renderRoomsView() {
       h('button', { type: 'submit', class: 'primary', text: 'Invite', testid: 'room-invite-submit' }));
     inv.addEventListener('submit', async (ev) => {
       ev.preventDefault();
-      let a = who.value.trim();
+      const a = agentRef(who.value);
       if (!a) return;
-      if (!a.startsWith('@') && !S.presence.has(a)) a = `@${a}`;
       try {
         await api('POST', `/rooms/${enc(sel)}/invite`, { agent: a });
         toast(`Invited ${a} to ${sel}`);
@@ -970,9 +969,8 @@ function renderDispatchForm() {
     h('button', { type: 'submit', class: 'primary', text: 'Dispatch', testid: 'dispatch-submit' }));
   f.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    let t = to.value.trim();
+    const t = agentRef(to.value);
     if (!t) return;
-    if (!t.startsWith('@') && !S.presence.has(t)) t = `@${t}`;
     try {
       const res = await api('POST', '/tasks', { target: t, kind: 'prompt', payload: { text: text.value } });
       location.hash = `#/tasks/${enc(res.task.task_id)}`;
@@ -1120,7 +1118,7 @@ function scheduleForm() {
     class: 'inline-form', testid: 'schedule-form',
     onsubmit: async (ev) => {
       ev.preventDefault();
-      const body = { target: target.value.trim(), cron: cron.value.trim(), payload: { text: text.value } };
+      const body = { target: agentRef(target.value), cron: cron.value.trim(), payload: { text: text.value } };
       if (name.value.trim()) body.name = name.value.trim();
       try {
         const r = await api('POST', '/schedules', body);
@@ -1135,6 +1133,13 @@ function scheduleForm() {
   h('label', { for: 'sched-text', text: 'Text' }), text,
   h('label', { for: 'sched-name', text: 'Name' }), name,
   h('button', { type: 'submit', text: 'Add schedule' }));
+}
+
+// What a person typed for an agent: an id we know, else a handle.
+function agentRef(v) {
+  const t = v.trim();
+  if (!t || t.startsWith('@') || S.presence.has(t)) return t;
+  return `@${t}`;
 }
 
 let queuesGen = 0;
