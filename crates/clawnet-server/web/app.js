@@ -173,7 +173,7 @@ function wsOpen() {
 // browser cannot read the 401 of a refused WebSocket upgrade).
 async function checkToken() {
   try {
-    const res = await fetch('/api/v1/presence', { headers: { Authorization: `Bearer ${S.token}` } });
+    const res = await fetch('/api/v1/me', { headers: { Authorization: `Bearer ${S.token}` } });
     if (res.status === 401) logout('The hub no longer accepts this token (revoked, or the hub was reset).');
   } catch { /* hub unreachable: keep retrying */ }
 }
