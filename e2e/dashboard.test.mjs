@@ -330,6 +330,45 @@ test('reject a quarantined message: it is never delivered', async () => {
   await page.getByTestId('composer-input').waitFor();
 });
 
+test('load older messages keeps its place and reaches the first message', async () => {
+  // Dave's room, which the master is not in: what the page shows comes from
+  // history only, not from live events.
+  const dave = await rest(MASTER, 'POST', '/agents', { agent_id: 'dave', handle: 'dave', role: 'worker' });
+  assert.equal(dave.status, 201, JSON.stringify(dave.body));
+  const DAVE = dave.body.token;
+  assert.equal((await rest(DAVE, 'POST', '/rooms', { name: 'archive' })).status, 201);
+  // 120 messages from a sender of its own (60 under the REST burst of 100).
+  for (let i = 1; i <= 120; i++) {
+    if (i === 61) await new Promise((r) => setTimeout(r, 1500)); // let the burst refill
+    const r = await rest(DAVE, 'POST', '/messages', { to_type: 'room', to_id: 'archive', payload: { text: `archived ${i}` } });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+  }
+  await page.evaluate(() => { location.hash = '#/chat/archive'; });
+  // Exact text: "archived 1" must not match "archived 10".
+  const first = page.locator('[data-testid=timeline] [data-testid=message-text]').getByText('archived 1', { exact: true });
+  await page.locator('[data-testid=timeline] [data-testid=message-text]').getByText('archived 120', { exact: true }).waitFor();
+  assert.equal(await first.count(), 0, 'the first page holds the newest 100');
+  const older = page.getByTestId('load-older');
+  await older.waitFor();
+  // Read from the top, where the button is; the message at the top stays put.
+  const top21 = () => page.evaluate(() => {
+    const tl = document.querySelector('[data-testid=timeline]');
+    const el = tl.querySelector('[data-testid=message][data-seq="21"]');
+    return el.getBoundingClientRect().top - tl.getBoundingClientRect().top;
+  });
+  await page.evaluate(() => { document.querySelector('[data-testid=timeline]').scrollTop = 0; });
+  const before = await top21();
+  await older.click();
+  await first.waitFor();
+  const after = await top21();
+  assert.ok(Math.abs(after - before) < 5, `message 21 moved from ${before} to ${after} px`);
+  await older.waitFor({ state: 'hidden' });
+  const seqs = await page.locator('[data-testid=timeline] [data-testid=message]').evaluateAll((els) => els.map((e) => Number(e.dataset.seq)));
+  assert.deepEqual(seqs, Array.from({ length: 120 }, (_, i) => i + 1), 'every message once, in order');
+  await page.getByTestId('room-link-alpha').click(); // where the next test starts
+  await page.getByTestId('composer-input').waitFor();
+});
+
 test('delete a message shows the tombstone', async () => {
   const text = `to be deleted ${Date.now()}`;
   await page.getByTestId('composer-input').fill(text);

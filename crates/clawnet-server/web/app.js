@@ -488,6 +488,7 @@ async function renderChat(key) {
     h('span', { class: 'muted small', testid: 'room-meta' }),
     h('span', { class: 'spacer' }));
   const timeline = h('ol', { class: 'timeline', testid: 'timeline', role: 'log', 'aria-label': `Messages in ${roomLabel(key)}`, tabindex: '0' });
+  const older = h('button', { type: 'button', class: 'ghost older', testid: 'load-older', text: 'Load older messages', hidden: true, onclick: () => loadOlder(key) });
   const typing = h('div', { class: 'typing', testid: 'typing', 'aria-live': 'polite' });
   const input = h('input', {
     id: 'composer-input', type: 'text', autocomplete: 'off', testid: 'composer-input', maxlength: '8000',
@@ -498,14 +499,17 @@ async function renderChat(key) {
   const form = h('form', { class: 'composer', testid: 'composer' },
     h('label', { for: 'composer-input', class: 'sr', text: 'Message' }), list, input, send);
   const joinBar = h('div', { class: 'joinbar', hidden: true, testid: 'join-bar' });
-  const wrap = h('section', { class: 'chat' }, head, timeline, typing, joinBar, form);
+  const wrap = h('section', { class: 'chat' }, head, older, timeline, typing, joinBar, form);
   $('view').append(wrap);
-  chatEls = { key, timeline, typing, head, input, joinBar, form, cache: new Map(), empty: null, meta: head.querySelector('[data-testid=room-meta]') };
+  chatEls = { key, timeline, older, typing, head, input, joinBar, form, cache: new Map(), empty: null, meta: head.querySelector('[data-testid=room-meta]') };
   setupComposer(key, form, input, list);
   renderChatHead(key);
   renderTimeline(true);
   renderTyping();
   every(1000, renderTyping);
+  // A room created since the list was read (a link, or a room the viewer is
+  // not in): read the list again before its history.
+  if (!r.info && key !== 'global' && !key.startsWith('dm:')) await refreshRooms();
   await loadHistory(key);
   if (S.route.name === 'chat' && S.route.arg === key) {
     renderChatHead(key);
@@ -591,7 +595,30 @@ function renderTimeline(forceBottom) {
     timeline.insertBefore(el, cur);
   }
   while (cur) { const n = cur.nextSibling; cur.remove(); cur = n; }
+  // Older history is one click away while the first loaded message is not seq 1.
+  chatEls.older.hidden = !(seqs.length && seqs[0] > 1) || !!(r && r.noOlder);
   if (forceBottom || nearBottom) timeline.scrollTop = timeline.scrollHeight;
+}
+
+// Up to 100 messages before the oldest one shown, keeping the reader's place.
+async function loadOlder(key) {
+  const r = S.rooms.get(key);
+  if (!r || !r.msgs.size || !chatEls || chatEls.key !== key) return;
+  const oldest = Math.min(...r.msgs.keys());
+  if (oldest <= 1) return;
+  const after = Math.max(0, oldest - 1 - 100);
+  const tl = chatEls.timeline;
+  const fromBottom = tl.scrollHeight - tl.scrollTop;
+  try {
+    const res = await api('GET', `/rooms/${enc(key)}/history?after_seq=${after}&limit=${oldest - 1 - after}`);
+    const got = res.messages.filter((m) => m.seq < oldest);
+    for (const m of got) if (!r.msgs.has(m.seq)) r.msgs.set(m.seq, m);
+    // Nothing older came back: the rest is past the room's retention.
+    if (!got.length) { r.noOlder = true; toast('No older messages: the rest is past this room\'s retention.'); }
+  } catch (e) { toast(errText(e), 'bad'); return; }
+  if (!chatEls || chatEls.key !== key) return;
+  renderTimeline(false);
+  tl.scrollTop = tl.scrollHeight - fromBottom;
 }
 
 function renderMessage(key, m) {
