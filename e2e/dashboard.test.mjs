@@ -158,6 +158,21 @@ test('unread counts in the sidebar', async () => {
   await page.getByTestId('room-title').filter({ hasText: 'alpha' }).waitFor();
 });
 
+test('a mention elsewhere shows a notice and marks the room until it is opened', async () => {
+  const text = `@master have a look ${Date.now()}`;
+  const r = await rest(BOB, 'POST', '/messages', { to_type: 'global', payload: { text } });
+  assert.equal(r.status, 201);
+  assert.deepEqual(r.body.message.mentions, ['master']);
+  await page.locator('#toast').filter({ hasText: '@bob mentioned you in' }).waitFor();
+  const mark = page.getByTestId('mentioned-global');
+  await mark.waitFor();
+  await page.getByTestId('room-link-global').click();
+  await message(page, text).waitFor();
+  await mark.waitFor({ state: 'detached' });
+  await page.getByTestId('room-link-alpha').click();
+  await page.getByTestId('room-title').filter({ hasText: 'alpha' }).waitFor();
+});
+
 test('@handle completion in the composer', async () => {
   const input = page.getByTestId('composer-input');
   await input.fill('');

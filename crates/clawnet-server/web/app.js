@@ -262,7 +262,14 @@ function onEvent(f) {
       if (r.info && r.info.last_seq < d.seq) r.info.last_seq = d.seq;
       const viewing = S.route.name === 'chat' && S.route.arg === key && !document.hidden;
       if (viewing) { r.readTo = Math.max(r.readTo, d.seq); scheduleAck(key); }
-      else if (d.seq > r.readTo && d.from_id !== (S.me && S.me.agent_id)) r.unread += 1;
+      else if (d.seq > r.readTo && d.from_id !== (S.me && S.me.agent_id)) {
+        r.unread += 1;
+        // Someone asked for me somewhere else: say so, and mark the room.
+        if (S.me && (d.mentions || []).includes(S.me.agent_id)) {
+          r.mentioned = true;
+          toast(`@${d.from_handle} mentioned you in ${roomLabel(key)}`);
+        }
+      }
       if (d.payload && d.payload.task_id) noteTaskFromMessage(d);
       // a typing indicator ends with the message
       const tm = S.typing.get(key);
@@ -418,6 +425,8 @@ function renderSidebar() {
       const pe = S.presence.get(other);
       if (pe) a.prepend(h('span', { class: `dot ${pe.status}`, title: pe.status }));
     }
+    if (current) r.mentioned = false;
+    if (r.mentioned) a.append(h('span', { class: 'badge mention-badge', testid: `mentioned-${key}`, text: '@', 'aria-label': 'you were mentioned' }));
     if (r.unread > 0 && !current) a.append(h('span', { class: 'badge', testid: `unread-${key}`, text: r.unread, 'aria-label': `${r.unread} unread` }));
     return h('li', null, a);
   };
