@@ -279,3 +279,21 @@ pub fn table(eval: &Evaluation) -> String {
     }
     out
 }
+
+/// One line per misclassified example (scorer, split, label, score, text),
+/// for reading what a scorer got wrong.
+pub fn misses(eval: &Evaluation) -> String {
+    eval.misses
+        .iter()
+        .map(|m| {
+            format!(
+                "MISS {:<9} {:<4} {:?} score={:.2} {:?}\n",
+                m.scorer.as_str(),
+                m.example.split.as_str(),
+                m.example.label,
+                m.score,
+                m.example.text
+            )
+        })
+        .collect()
+}

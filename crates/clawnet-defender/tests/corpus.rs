@@ -26,17 +26,7 @@ fn corpus_meets_targets() {
     let cmd = corpus::load(&dir.join("command.jsonl")).expect("command corpus");
     assert!(inj.len() + cmd.len() >= 300, "corpus too small");
     let eval = corpus::evaluate(&inj, &cmd);
-    println!("{}", corpus::table(&eval));
-    for m in &eval.misses {
-        println!(
-            "miss {} {} {:?} {:.2} {:?}",
-            m.scorer.as_str(),
-            m.example.split.as_str(),
-            m.example.label,
-            m.score,
-            m.example.text
-        );
-    }
+    println!("{}{}", corpus::table(&eval), corpus::misses(&eval));
     for scorer in [Scorer::Injection, Scorer::Command] {
         for split in ["all", "test"] {
             let row = eval.row(scorer, split).expect("row");

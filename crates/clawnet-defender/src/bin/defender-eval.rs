@@ -59,17 +59,7 @@ fn main() -> ExitCode {
             }
         }
     } else {
-        print!("{}", corpus::table(&eval));
-        for m in &eval.misses {
-            println!(
-                "MISS {:<9} {:<4} {:?} score={:.2} {:?}",
-                m.scorer.as_str(),
-                m.example.split.as_str(),
-                m.example.label,
-                m.score,
-                m.example.text
-            );
-        }
+        print!("{}{}", corpus::table(&eval), corpus::misses(&eval));
     }
     ExitCode::SUCCESS
 }
