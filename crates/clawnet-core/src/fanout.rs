@@ -13,7 +13,7 @@
 //! so it cannot hold everyone back.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use clawnet_proto::methods::Disconnecting;
@@ -37,6 +37,10 @@ pub struct Conn {
     pub token_id: String,
     /// Whether it receives every agent's `presence` events.
     pub presence: bool,
+    /// Whether it runs tasks (`connect {"worker": true}`), set once its
+    /// offer is taken: such a connection is not sent the `task.updated`
+    /// events its own `task.dispatch` and `task.result` already told it.
+    worker: AtomicBool,
     tx: mpsc::Sender<Arc<OutFrame>>,
     closing: Mutex<Option<Disconnecting>>,
     kill: Notify,
@@ -66,6 +70,7 @@ impl Conn {
             agent_id,
             token_id,
             presence,
+            worker: AtomicBool::new(false),
             tx,
             closing: Mutex::new(None),
             kill: Notify::new(),
@@ -86,6 +91,16 @@ impl Conn {
                 now,
             );
         }
+    }
+
+    /// Mark this connection as one that runs tasks.
+    pub fn set_worker(&self) {
+        self.worker.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether this connection runs tasks.
+    pub fn is_worker(&self) -> bool {
+        self.worker.load(Ordering::Relaxed)
     }
 
     /// Note that queued frames were written to the socket.

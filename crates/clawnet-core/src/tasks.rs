@@ -257,6 +257,11 @@ impl Hub {
         rate_limited: bool,
         defend: bool,
     ) -> Result<DispatchResult> {
+        // The id orders equal-priority tasks that are due at once, so it is
+        // taken before the first wait: dispatches a connection pipelines
+        // (`ws.rs`) queue in the order they arrived.
+        let arrived = self.now();
+        let task_id = format!("t_{}", self.inner.ids.next(arrived));
         self.check_payload(&p.payload)?;
         crate::chat::check_key("dedupe_key", &p.dedupe_key)?;
         let (kind, max_attempts) = self.task_shape(p.kind.clone(), p.max_attempts)?;
@@ -275,7 +280,7 @@ impl Hub {
             )
             .await?;
         }
-        let now = self.now();
+        let now = arrived;
         let per_minute = self.inner.runtime.dispatches_per_minute();
         let max_pending = self.inner.runtime.max_pending();
         let limit = if rate_limited { per_minute } else { 0 };
@@ -308,7 +313,7 @@ impl Hub {
             .or_else(|| p.delay_ms.map(|d| now.saturating_add(d)))
             .unwrap_or(now);
         let task = Task {
-            task_id: format!("t_{}", self.inner.ids.next(now)),
+            task_id,
             target: target.agent_id.clone(),
             dispatched_by: me.agent_id.clone(),
             kind,
@@ -562,6 +567,7 @@ impl Hub {
     /// Take a connection's offer to run tasks (`connect {"worker": true}`),
     /// after its connect result and replay went out.
     pub async fn worker_ready(&self, conn: &Arc<Conn>, concurrency: usize) {
+        conn.set_worker();
         let agent = conn.agent_id.to_string();
         self.inner
             .workers
@@ -1014,9 +1020,22 @@ impl Hub {
         if t.dispatched_by != t.target {
             to.push(t.dispatched_by.as_str());
         }
+        // A worker connection of the target learns `running` from its
+        // `task.dispatch`, `succeeded` from the answer to its own
+        // `task.result`, and `queued` from the `task.dispatch` that follows:
+        // those three would be a third of the frames per task. It still
+        // hears `delayed`/`failed` (a lease that expired under it) and
+        // `cancelled`.
+        let echo = matches!(
+            t.state,
+            TaskState::Queued | TaskState::Running | TaskState::Succeeded
+        );
         for agent in to {
+            let skip_workers = echo && agent == t.target && t.dispatched_by != t.target;
             for c in self.inner.fanout.connections_of(agent) {
-                c.push(&frame, now);
+                if !(skip_workers && c.is_worker()) {
+                    c.push(&frame, now);
+                }
             }
         }
     }

@@ -2,11 +2,16 @@
 //! waits for `connect`, replays, and then interleaves live frames with
 //! requests.
 //!
-//! One task (not a reader and a writer) keeps an idle connection small; the
-//! price is that a request is answered before the next one is read, which is
-//! the order clients expect anyway.
+//! One task (not a reader and a writer) keeps an idle connection small.
+//! Requests are answered in the order they came. Most are carried out one at
+//! a time; a run of task requests (`task.dispatch`, `task.progress`,
+//! `task.result`) is carried out together, so a worker's results or a
+//! dispatcher's burst share store commits instead of waiting for one commit
+//! each (decision 0014).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +27,8 @@ use clawnet_core::store::AgentRecord;
 use clawnet_core::{Error, Hub};
 use clawnet_proto::methods::{events, ConnectParams, Disconnecting, Method, ReplayDone};
 use clawnet_proto::{ErrorBody, ErrorCode, Frame, ResponseFrame};
-use futures_util::SinkExt;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -38,6 +44,23 @@ use crate::AppState;
 const BATCH: usize = 256;
 /// How long a closing handshake may take before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Most task requests of one connection carried out at once; the socket is
+/// not read while this many are unanswered.
+const PIPELINE: usize = 64;
+
+/// A request being carried out; yields its `res` frame.
+type Pending = Pin<Box<dyn Future<Output = String> + Send>>;
+
+/// Whether consecutive requests of this method may be carried out together.
+/// Their order among themselves does not matter to the hub: each names its
+/// own task, and a dispatch takes its id (the queue's tie-break) before its
+/// first wait, so pipelined dispatches still queue in arrival order.
+fn pipelines(m: Method) -> bool {
+    matches!(
+        m,
+        Method::TaskDispatch | Method::TaskProgress | Method::TaskResult
+    )
+}
 
 #[derive(Debug, Deserialize)]
 pub struct TokenQuery {
@@ -350,6 +373,7 @@ async fn drive(
     let Some(mut session) = handshake(&hub, &mut socket, &agent, &token_id).await else {
         return;
     };
+    let limits = Arc::new(limits);
     let conn = session.conn.clone();
     let mut sent = Sent::default();
     let replayed = tokio::select! {
@@ -366,8 +390,10 @@ async fn drive(
             sent: &mut sent,
             max_text,
             limits: &limits,
+            inflight: FuturesOrdered::new(),
         };
         io.run(&hub, &mut session.outbound).await;
+        io.finish_detached();
     }
     if let Some(reason) = conn.closing() {
         goodbye(&mut socket, &reason).await;
@@ -381,7 +407,21 @@ struct Io<'a> {
     conn: &'a Arc<Conn>,
     sent: &'a mut Sent,
     max_text: usize,
-    limits: &'a Limits,
+    limits: &'a Arc<Limits>,
+    /// Pipelined task requests, answered in the order they came.
+    inflight: FuturesOrdered<Pending>,
+}
+
+/// What became of one request frame.
+enum Step {
+    /// Answer this now.
+    Reply(String),
+    /// Carried out in the pipeline; answered when it finishes.
+    Queued,
+    /// Nothing to answer (a ping frame).
+    Nothing,
+    /// The socket failed while answering earlier requests.
+    Closed,
 }
 
 impl Io<'_> {
@@ -396,7 +436,12 @@ impl Io<'_> {
                     }
                     self.conn.drained(hub.now());
                 }
-                msg = self.socket.recv() => {
+                Some(first) = self.inflight.next(), if !self.inflight.is_empty() => {
+                    if !self.answer(first).await {
+                        return;
+                    }
+                }
+                msg = self.socket.recv(), if self.inflight.len() < PIPELINE => {
                     let msg = match msg {
                         Some(Ok(m)) => m,
                         Some(Err(e)) => {
@@ -409,20 +454,25 @@ impl Io<'_> {
                         }
                         None => return,
                     };
-                    let reply = match msg {
+                    let step = match msg {
                         Message::Text(t) => self.handle(hub, &t).await,
                         Message::Binary(_) => {
                             self.conn.touch(hub.now(), false);
                             let e = Error::invalid("frame", "frames are JSON text");
-                            Some(res_err(Value::Null, e.body()))
+                            self.in_turn(Step::Reply(res_err(Value::Null, e.body()))).await
                         }
                         Message::Close(_) => return,
                         Message::Ping(_) | Message::Pong(_) => {
                             self.conn.touch(hub.now(), false);
-                            None
+                            Step::Nothing
                         }
                     };
-                    if let Some(text) = reply {
+                    let text = match step {
+                        Step::Reply(text) => text,
+                        Step::Queued | Step::Nothing => continue,
+                        Step::Closed => return,
+                    };
+                    {
                         // The answer to a request already carried out is
                         // sent even when the connection is closing (a
                         // shutdown drains ACKs), within the close grace.
@@ -458,12 +508,52 @@ impl Io<'_> {
         }
     }
 
-    async fn handle(&mut self, hub: &Hub, text: &str) -> Option<String> {
+    /// Answer finished pipelined requests: `first`, and every other one
+    /// already done, with one flush.
+    async fn answer(&mut self, first: String) -> bool {
+        let mut ready = vec![first];
+        while let Some(Some(next)) = self.inflight.next().now_or_never() {
+            ready.push(next);
+        }
+        let socket = &mut *self.socket;
+        let write = async {
+            for text in ready {
+                socket.feed(Message::Text(Utf8Bytes::from(text))).await?;
+            }
+            socket.flush().await
+        };
+        tokio::time::timeout(CLOSE_GRACE, write)
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// `step`, once every pipelined request before it is answered: an
+    /// answer never overtakes an earlier request's.
+    async fn in_turn(&mut self, step: Step) -> Step {
+        while let Some(first) = self.inflight.next().await {
+            if !self.answer(first).await {
+                return Step::Closed;
+            }
+        }
+        step
+    }
+
+    /// Let pipelined requests the connection can no longer answer finish
+    /// anyway: each may have stored its change already, and its audit entry
+    /// and events must follow.
+    fn finish_detached(&mut self) {
+        let mut rest = std::mem::take(&mut self.inflight);
+        if !rest.is_empty() {
+            tokio::spawn(async move { while rest.next().await.is_some() {} });
+        }
+    }
+
+    async fn handle(&mut self, hub: &Hub, text: &str) -> Step {
         let (id, method, params) = match parse(text) {
             Ok(v) => v,
             Err((id, e)) => {
                 self.conn.touch(hub.now(), false);
-                return Some(res_err(id, e.body()));
+                return self.in_turn(Step::Reply(res_err(id, e.body()))).await;
             }
         };
         let method = resolve(&method);
@@ -478,19 +568,46 @@ impl Io<'_> {
                     self.max_text
                 ),
             );
-            return Some(res_err(id, e.body()));
+            return self.in_turn(Step::Reply(res_err(id, e.body()))).await;
         }
         let method = match method {
             Ok(m) => m,
-            Err(e) => return Some(res_err(id, e.body())),
+            Err(e) => return self.in_turn(Step::Reply(res_err(id, e.body()))).await,
         };
-        if let Err(e) = admit(self.limits, &self.conn.agent_id, hub, method).await {
-            return Some(res_err(id, e.body()));
+        let run = carry_out(
+            hub.clone(),
+            self.limits.clone(),
+            self.conn.agent_id.clone(),
+            method,
+            id,
+            params,
+        );
+        if pipelines(method) {
+            self.inflight.push_back(Box::pin(run));
+            return Step::Queued;
         }
-        Some(match call(hub, &self.conn.agent_id, method, params).await {
-            Ok(r) => res_ok(&id, r),
-            Err(e) => res_err(id, e.body()),
-        })
+        match self.in_turn(Step::Queued).await {
+            Step::Queued => Step::Reply(run.await),
+            other => other,
+        }
+    }
+}
+
+/// Admit and carry out one request; its `res` frame.
+async fn carry_out(
+    hub: Hub,
+    limits: Arc<Limits>,
+    agent_id: Arc<str>,
+    method: Method,
+    id: Value,
+    params: Value,
+) -> String {
+    if let Err(e) = admit(&limits, &agent_id, &hub, method).await {
+        return res_err(id, e.body());
+    }
+    match call(&hub, &agent_id, method, params).await {
+        Ok(r) => res_ok(&id, r),
+        Err(e) => res_err(id, e.body()),
     }
 }
 

@@ -926,3 +926,178 @@ async fn a_released_task_goes_back_to_the_queue_without_using_an_attempt() {
         .await;
     assert_eq!(r["result"]["state"], "succeeded");
 }
+
+/// Send `frames` back to back, then read until every one is answered: the
+/// `res` frames in the order they arrived (events are kept on `raw`).
+async fn pipeline(raw: &mut Raw, frames: &[Value]) -> Vec<Value> {
+    for f in frames {
+        raw.send_text(&f.to_string()).await;
+    }
+    let mut answers = Vec::new();
+    while answers.len() < frames.len() {
+        let f = raw.next().await.expect("open while answering");
+        if f["type"] == "res" {
+            answers.push(f);
+        } else {
+            raw.events.push_back(f);
+        }
+    }
+    answers
+}
+
+#[tokio::test]
+async fn pipelined_dispatches_are_answered_in_order_and_queue_in_arrival_order() {
+    let (t, boss, w) = boss_and_worker(fast(), None).await;
+    let mut d = t.raw_connected(&boss, json!({})).await;
+    let mut frames: Vec<Value> = (1..=40)
+        .map(|i| {
+            json!({"type": "req", "id": 1000 + i, "method": "task.dispatch",
+                   "params": {"target": "w1", "payload": {"n": i}}})
+        })
+        .collect();
+    // Not a task request: it waits for the dispatches before it.
+    frames.push(json!({"type": "req", "id": 2000, "method": "room.list", "params": {}}));
+    let answers = pipeline(&mut d, &frames).await;
+    let ids: Vec<u64> = answers
+        .iter()
+        .map(|a| a["id"].as_u64().expect("id"))
+        .collect();
+    let sent: Vec<u64> = frames
+        .iter()
+        .map(|f| f["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(ids, sent, "answers in request order");
+    let tasks: Vec<String> = answers[..40]
+        .iter()
+        .map(|a| {
+            assert_eq!(a["ok"], true, "{a}");
+            a["result"]["task"]["task_id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        tasks.windows(2).all(|p| p[0] < p[1]),
+        "task ids follow arrival order: {tasks:?}"
+    );
+    assert_eq!(answers[40]["ok"], true, "{}", answers[40]);
+
+    // One slot: the worker gets them one by one, first dispatched first.
+    let mut worker = t.raw_connected(&w, json!({"worker": true})).await;
+    for (i, want) in tasks.iter().enumerate() {
+        let ev = worker.wait_event("task.dispatch").await;
+        assert_eq!(&ev["data"]["task"]["task_id"], want.as_str(), "task {i}");
+        assert_eq!(ev["data"]["task"]["payload"]["n"], i + 1);
+        let lease = ev["data"]["lease_id"].clone();
+        let r = worker
+            .req(
+                "task.result",
+                json!({"task_id": want, "lease_id": lease, "ok": true}),
+            )
+            .await;
+        assert_eq!(r["ok"], true, "{r}");
+    }
+}
+
+#[tokio::test]
+async fn pipelined_results_are_answered_in_order_before_a_later_request() {
+    let (t, boss, w) = boss_and_worker(fast(), None).await;
+    let mut worker = t
+        .raw_connected(&w, json!({"worker": true, "concurrency": 30}))
+        .await;
+    for i in 0..30 {
+        dispatch(&t.rest(&boss), json!({"target": "w1", "payload": {"n": i}}))
+            .await
+            .expect("dispatch");
+    }
+    let mut leases = Vec::new();
+    for _ in 0..30 {
+        let ev = worker.wait_event("task.dispatch").await;
+        leases.push((
+            ev["data"]["task"]["task_id"].clone(),
+            ev["data"]["lease_id"].clone(),
+        ));
+    }
+    let mut frames: Vec<Value> = leases
+        .iter()
+        .enumerate()
+        .map(|(i, (task, lease))| {
+            json!({"type": "req", "id": i, "method": "task.result",
+                   "params": {"task_id": task, "lease_id": lease, "ok": true, "output": i}})
+        })
+        .collect();
+    // A stale lease among them is refused on its own.
+    frames.insert(
+        10,
+        json!({"type": "req", "id": "stale", "method": "task.result",
+               "params": {"task_id": leases[0].0, "lease_id": "nope", "ok": true}}),
+    );
+    // `task.get` is not pipelined: it runs after every result is stored.
+    frames.push(json!({"type": "req", "id": "last", "method": "task.get",
+                       "params": {"task_id": leases[29].0}}));
+    let answers = pipeline(&mut worker, &frames).await;
+    let ids: Vec<&Value> = answers.iter().map(|a| &a["id"]).collect();
+    let sent: Vec<&Value> = frames.iter().map(|f| &f["id"]).collect();
+    assert_eq!(ids, sent, "answers in request order");
+    for a in &answers {
+        if a["id"] == "stale" {
+            assert_eq!(a["error"]["code"], "conflict", "{a}");
+        } else {
+            assert_eq!(a["ok"], true, "{a}");
+            assert_eq!(a["result"]["state"], "succeeded", "{a}");
+        }
+    }
+    assert_eq!(answers.last().expect("last")["result"]["result"], 29);
+}
+
+#[tokio::test]
+async fn a_worker_connection_hears_only_updates_its_own_frames_did_not_tell_it() {
+    let clock = Arc::new(ManualClock::new(5_000_000));
+    let mut cfg = fast();
+    cfg.tasks.lease_ms = 1_000;
+    let (t, boss, w) = boss_and_worker(cfg, Some(clock.clone())).await;
+    let mut worker = t.raw_connected(&w, json!({"worker": true})).await;
+    // The same agent's dashboard: it hears every transition.
+    let mut screen = t.raw_connected(&w, json!({})).await;
+    let (_, out) = dispatch(&t.rest(&boss), json!({"target": "w1"}))
+        .await
+        .expect("dispatch");
+    let done = out["task"]["task_id"].clone();
+    let ev = worker.wait_event("task.dispatch").await;
+    let r = worker
+        .req(
+            "task.result",
+            json!({"task_id": done, "lease_id": ev["data"]["lease_id"], "ok": true}),
+        )
+        .await;
+    assert_eq!(r["result"]["state"], "succeeded");
+    let mut states = Vec::new();
+    while states.last() != Some(&json!("succeeded")) {
+        let u = screen.wait_event("task.updated").await;
+        states.push(u["data"]["task"]["state"].clone());
+    }
+    assert_eq!(
+        states,
+        [json!("queued"), json!("running"), json!("succeeded")]
+    );
+
+    // A lease that runs out under the worker is news to it.
+    let (_, out) = dispatch(&t.rest(&boss), json!({"target": "w1"}))
+        .await
+        .expect("dispatch");
+    let lapsed = out["task"]["task_id"].clone();
+    worker.wait_event("task.dispatch").await;
+    clock.advance(1_001);
+    let u = worker.wait_event("task.updated").await;
+    assert_eq!(u["data"]["task"]["task_id"], lapsed);
+    assert_eq!(u["data"]["task"]["state"], "delayed");
+    // Frames of a connection keep their order: nothing about the first task
+    // came before it.
+    let echoes: Vec<&Value> = worker
+        .events
+        .iter()
+        .filter(|e| e["event"] == "task.updated")
+        .collect();
+    assert!(echoes.is_empty(), "{echoes:?}");
+}
