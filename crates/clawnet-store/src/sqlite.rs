@@ -55,6 +55,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/sqlite/0003_message_log.sql")),
     (4, include_str!("../migrations/sqlite/0004_tasks.sql")),
     (5, include_str!("../migrations/sqlite/0005_audit_chain.sql")),
+    (
+        6,
+        include_str!("../migrations/sqlite/0006_active_task_indexes.sql"),
+    ),
 ];
 /// Messages appended before the writer copies their `(room, seq)` into
 /// `msg_index` in one transaction: each room's index page is then written once
@@ -144,7 +148,7 @@ fn unavailable(e: impl std::fmt::Display) -> Error {
     Error::unavailable(e)
 }
 
-fn open_conn(path: &Path, sync: Sync) -> rusqlite::Result<Connection> {
+pub(crate) fn open_conn(path: &Path, sync: Sync) -> rusqlite::Result<Connection> {
     let c = Connection::open(path)?;
     c.busy_timeout(Duration::from_secs(5))?;
     // Every statement the store runs stays prepared (the default 16 made

@@ -12,6 +12,26 @@ fn db<T>(r: rusqlite::Result<T>) -> Result<T> {
 
 const COLUMNS: &str = "doc, version";
 
+// The lookups the hub makes on every dispatch, claim and sweep, each served
+// by one partial index of migration 0006 (the test below checks the plans).
+/// The active task of a target with a dedupe key (`tasks_key`).
+const ACTIVE_KEY: &str = "SELECT doc, version FROM tasks WHERE target = ?1 AND dedupe_key = ?2 \
+     AND state IN ('queued', 'delayed', 'running')";
+/// A target's queued tasks in claim order (`tasks_queued`).
+const DUE_QUEUED: &str = "SELECT priority, run_at, task_id, doc, version FROM tasks \
+     WHERE target = ?1 AND state = 'queued' \
+     ORDER BY priority DESC, run_at, task_id LIMIT ?2";
+/// A target's delayed tasks that came due, in claim order (`tasks_delayed`).
+const DUE_DELAYED: &str = "SELECT priority, run_at, task_id, doc, version FROM tasks \
+     WHERE target = ?1 AND state = 'delayed' AND run_at <= ?3 \
+     ORDER BY priority DESC, run_at, task_id LIMIT ?2";
+/// Running tasks whose lease ran out (`tasks_leases`).
+const EXPIRED: &str =
+    "SELECT doc, version FROM tasks WHERE state = 'running' AND lease_until < ?1 \
+     ORDER BY lease_until LIMIT ?2";
+/// Tasks of a target in one state (`tasks_counts`).
+const COUNT: &str = "SELECT COUNT(*) FROM tasks WHERE target = ?1 AND state = ?2";
+
 fn record(r: &Row<'_>) -> rusqlite::Result<(String, i64)> {
     Ok((r.get(0)?, r.get(1)?))
 }
@@ -36,10 +56,7 @@ fn encode(t: &TaskRecord) -> Result<String> {
 pub(crate) fn insert(c: &Connection, t: TaskRecord) -> Result<TaskInsert> {
     if let Some(key) = &t.task.dedupe_key {
         let existing = db(c
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM tasks WHERE target = ?1 AND dedupe_key = ?2 \
-                 AND state IN ('queued', 'delayed', 'running')"
-            ))
+            .prepare_cached(ACTIVE_KEY)
             .and_then(|mut s| s.query_row(params![t.task.target, key], record).optional()))?;
         if let Some(row) = existing {
             return Ok(TaskInsert::Existing(decode(row)?));
@@ -160,25 +177,12 @@ pub(crate) fn due(
             }))?;
         return decode_all(rows);
     };
-    // Per target, each state is one range of `tasks_due` already in the
+    // Per target, each state is one range of its own index already in the
     // wanted order, read with a LIMIT each and merged here. One statement
     // with OR scanned and sorted the whole queue on every claim; a compound
     // SELECT was prepared again on every call.
     let mut rows: Vec<(i64, i64, String, String, i64)> = Vec::with_capacity(limit * 2);
-    for (sql, bound_now) in [
-        (
-            "SELECT priority, run_at, task_id, doc, version FROM tasks \
-             WHERE target = ?1 AND state = 'queued' \
-             ORDER BY priority DESC, run_at, task_id LIMIT ?2",
-            false,
-        ),
-        (
-            "SELECT priority, run_at, task_id, doc, version FROM tasks \
-             WHERE target = ?1 AND state = 'delayed' AND run_at <= ?3 \
-             ORDER BY priority DESC, run_at, task_id LIMIT ?2",
-            true,
-        ),
-    ] {
+    for (sql, bound_now) in [(DUE_QUEUED, false), (DUE_DELAYED, true)] {
         let map =
             |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?));
         let part: Vec<(i64, i64, String, String, i64)> =
@@ -199,15 +203,10 @@ pub(crate) fn due(
 
 /// See `Store::expired_leases`.
 pub(crate) fn expired(c: &Connection, now: u64, limit: usize) -> Result<Vec<TaskRecord>> {
-    let rows = db(c
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM tasks WHERE state = 'running' AND lease_until < ?1 \
-             ORDER BY lease_until LIMIT ?2"
-        ))
-        .and_then(|mut s| {
-            s.query_map(params![now as i64, limit as i64], record)?
-                .collect()
-        }))?;
+    let rows = db(c.prepare_cached(EXPIRED).and_then(|mut s| {
+        s.query_map(params![now as i64, limit as i64], record)?
+            .collect()
+    }))?;
     decode_all(rows)
 }
 
@@ -229,8 +228,67 @@ pub(crate) fn count(c: &Connection, target: &str, states: &[&str]) -> Result<u64
     let mut n = 0i64;
     for state in states {
         n += db(c
-            .prepare_cached("SELECT COUNT(*) FROM tasks WHERE target = ?1 AND state = ?2")
+            .prepare_cached(COUNT)
             .and_then(|mut s| s.query_row(params![target, state], |r| r.get::<_, i64>(0))))?;
     }
     Ok(n as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: the task lookups must stay index searches on the partial
+    /// indexes of migration 0006 with the connection's settings (QPSG on),
+    /// and must not be parsed again for new bound values.
+    #[test]
+    fn task_lookups_use_the_active_indexes_and_stay_prepared() {
+        let dir = std::env::temp_dir().join(format!("clawnet-plans-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("plans.db");
+        let store =
+            crate::sqlite::SqliteStore::open(&path, crate::sqlite::Sync::Normal).expect("open");
+        drop(store);
+        let c = crate::sqlite::open_conn(&path, crate::sqlite::Sync::Normal).expect("conn");
+        for (sql, index) in [
+            (ACTIVE_KEY, "tasks_key"),
+            (DUE_QUEUED, "tasks_queued"),
+            (DUE_DELAYED, "tasks_delayed"),
+            (EXPIRED, "tasks_leases"),
+            (COUNT, "tasks_counts"),
+        ] {
+            let mut explain = c
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("explain");
+            let values: [&dyn rusqlite::ToSql; 3] = [&"w", &10, &5];
+            let n = explain.parameter_count();
+            let plan: Vec<String> = explain
+                .query_map(&values[..n], |r| r.get::<_, String>(3))
+                .expect("plan")
+                .collect::<rusqlite::Result<_>>()
+                .expect("rows");
+            let plan = plan.join("; ");
+            assert!(
+                plan.starts_with("SEARCH tasks USING") && plan.contains(index),
+                "{sql}\n  planned as: {plan}"
+            );
+        }
+        for key in ["a", "b", "c"] {
+            let mut s = c.prepare_cached(ACTIVE_KEY).expect("prepare");
+            let found = s
+                .query_row(params!["w", key], |_| Ok(()))
+                .optional()
+                .expect("query");
+            assert!(found.is_none());
+        }
+        let s = c.prepare_cached(ACTIVE_KEY).expect("prepare");
+        assert_eq!(
+            s.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "the dedupe lookup was parsed again for a new key"
+        );
+        drop(s);
+        drop(c);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
