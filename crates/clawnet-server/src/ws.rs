@@ -429,7 +429,13 @@ impl Io<'_> {
         let mut batch = Vec::with_capacity(16);
         loop {
             tokio::select! {
-                _ = self.conn.closed() => return,
+                _ = self.conn.closed() => {
+                    // Requests already under way are answered, as a request
+                    // being carried out was before (a shutdown drains ACKs),
+                    // within the close grace; the rest finish unanswered.
+                    let _ = tokio::time::timeout(CLOSE_GRACE, self.in_turn(Step::Nothing)).await;
+                    return;
+                }
                 n = outbound.recv_many(&mut batch, BATCH) => {
                     if n == 0 || !self.write_batch(&mut batch).await {
                         return;

@@ -5,6 +5,8 @@
 mod common;
 
 use std::sync::Arc;
+
+use futures_util::StreamExt;
 use std::time::Duration;
 
 use clawnet_client::ClientError;
@@ -1100,4 +1102,67 @@ async fn a_worker_connection_hears_only_updates_its_own_frames_did_not_tell_it()
         .filter(|e| e["event"] == "task.updated")
         .collect();
     assert!(echoes.is_empty(), "{echoes:?}");
+}
+
+#[tokio::test]
+async fn results_pipelined_just_before_the_worker_hangs_up_are_all_recorded() {
+    let (t, boss, w) = boss_and_worker(fast(), None).await;
+    let mut worker = t
+        .raw_connected(&w, json!({"worker": true, "concurrency": 40}))
+        .await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let (_, out) = dispatch(&t.rest(&boss), json!({"target": "w1", "payload": {"n": i}}))
+            .await
+            .expect("dispatch");
+        ids.push(out["task"]["task_id"].as_str().expect("id").to_owned());
+    }
+    let mut frames = Vec::new();
+    for i in 0..40 {
+        let ev = worker.wait_event("task.dispatch").await;
+        frames.push(json!({"type": "req", "id": i, "method": "task.result",
+                           "params": {"task_id": ev["data"]["task"]["task_id"],
+                                      "lease_id": ev["data"]["lease_id"], "ok": true}}));
+    }
+    for f in &frames {
+        worker.send_text(&f.to_string()).await;
+    }
+    // Hang up right behind them: the hub stops answering at the close frame,
+    // with most of the results still being carried out.
+    worker.ws.close(None).await.expect("close");
+    while worker.ws.next().await.is_some_and(|m| m.is_ok()) {}
+    eventually(|| async {
+        let list: Value = t
+            .master()
+            .get("/tasks?state=succeeded&target=w1")
+            .await
+            .map_err(|e| e.to_string())?;
+        let done: Vec<&str> = list["tasks"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|t| t["task_id"].as_str()).collect())
+            .unwrap_or_default();
+        if ids.iter().all(|id| done.contains(&id.as_str())) {
+            Ok(())
+        } else {
+            Err(format!("{} of 40 succeeded: {list}", done.len()))
+        }
+    })
+    .await;
+    // Their job events followed too.
+    eventually(|| async {
+        let logs: Value = t
+            .master()
+            .get("/logs?type=task&limit=1000")
+            .await
+            .map_err(|e| e.to_string())?;
+        let completed = logs["entries"].as_array().map_or(0, |a| {
+            a.iter().filter(|e| e["action"] == "task.completed").count()
+        });
+        if completed == 40 {
+            Ok(())
+        } else {
+            Err(format!("{completed} task.completed entries of 40"))
+        }
+    })
+    .await;
 }
