@@ -223,7 +223,20 @@ impl Hub {
         p: DispatchParams,
         origin: Option<TaskOrigin>,
     ) -> Result<DispatchResult> {
-        self.dispatch_as(actor, p, origin, true, true).await
+        self.dispatch_as(actor, p, origin, true, true, None).await
+    }
+
+    /// [`Hub::dispatch`] sent on the connection `conn_id`: that connection
+    /// is not sent the task's `queued` event, which would only repeat the
+    /// answer it gets.
+    pub async fn dispatch_via(
+        &self,
+        actor: &str,
+        conn_id: u64,
+        p: DispatchParams,
+    ) -> Result<DispatchResult> {
+        self.dispatch_as(actor, p, None, true, true, Some(conn_id))
+            .await
     }
 
     /// [`Hub::dispatch`] without the defend step: a quarantined dispatch a
@@ -234,7 +247,7 @@ impl Hub {
         p: DispatchParams,
         origin: Option<TaskOrigin>,
     ) -> Result<DispatchResult> {
-        self.dispatch_as(actor, p, origin, true, false).await
+        self.dispatch_as(actor, p, origin, true, false, None).await
     }
 
     /// A dispatch by the hub on an agent's behalf (a schedule firing): not
@@ -246,7 +259,7 @@ impl Hub {
         origin: Option<TaskOrigin>,
     ) -> Result<DispatchResult> {
         // The schedule's payload was screened when it was registered.
-        self.dispatch_as(actor, p, origin, false, false).await
+        self.dispatch_as(actor, p, origin, false, false, None).await
     }
 
     async fn dispatch_as(
@@ -256,6 +269,7 @@ impl Hub {
         origin: Option<TaskOrigin>,
         rate_limited: bool,
         defend: bool,
+        via: Option<u64>,
     ) -> Result<DispatchResult> {
         // The id orders equal-priority tasks that are due at once, so it is
         // taken before the first wait: dispatches a connection pipelines
@@ -352,7 +366,7 @@ impl Hub {
             }),
             TaskInsert::New(t) => {
                 self.job_event(actor, "task.queued", &t.task).await;
-                self.announce(&t.task).await;
+                self.announce_except(&t.task, via).await;
                 let note = self.hold_note(&t.task.target, &target.handle);
                 if t.task.state == TaskState::Queued {
                     // Off the dispatcher's path: its ACK waits for the
@@ -1010,6 +1024,12 @@ impl Hub {
     /// Tell the dispatcher and the target that a task changed, and the room
     /// its command came from.
     pub(crate) async fn announce(&self, t: &Task) {
+        self.announce_except(t, None).await;
+    }
+
+    /// [`Self::announce`], skipping the connection `except` (the one whose
+    /// request caused the change and whose answer says so).
+    async fn announce_except(&self, t: &Task, except: Option<u64>) {
         self.note_task(t).await;
         let ev = TaskUpdatedEvent {
             task: t.clone().for_worker(),
@@ -1033,7 +1053,7 @@ impl Hub {
         for agent in to {
             let skip_workers = echo && agent == t.target && t.dispatched_by != t.target;
             for c in self.inner.fanout.connections_of(agent) {
-                if !(skip_workers && c.is_worker()) {
+                if !(skip_workers && c.is_worker()) && Some(c.id) != except {
                     c.push(&frame, now);
                 }
             }

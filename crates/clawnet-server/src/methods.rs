@@ -39,8 +39,15 @@ fn params<T: DeserializeOwned>(p: Value) -> Result<T, Error> {
     serde_json::from_value(p).map_err(|e| Error::invalid("params", e.to_string()))
 }
 
-/// Call one method for `agent`. `connect` is handled by the connection itself.
-pub async fn call(hub: &Hub, agent: &str, method: Method, p: Value) -> Result<Reply, Error> {
+/// Call one method for `agent` on its connection `conn_id`. `connect` is
+/// handled by the connection itself.
+pub async fn call(
+    hub: &Hub,
+    agent: &str,
+    conn_id: u64,
+    method: Method,
+    p: Value,
+) -> Result<Reply, Error> {
     let v = match method {
         Method::Connect => return Err(Error::invalid("method", "already connected")),
         Method::ChatSend => {
@@ -119,7 +126,7 @@ pub async fn call(hub: &Hub, agent: &str, method: Method, p: Value) -> Result<Re
             })
         }
         Method::TaskDispatch => to_value(
-            &hub.dispatch(agent, params::<DispatchParams>(p)?, None)
+            &hub.dispatch_via(agent, conn_id, params::<DispatchParams>(p)?)
                 .await?,
         ),
         Method::TaskProgress => to_value(

@@ -583,7 +583,7 @@ impl Io<'_> {
         let run = carry_out(
             hub.clone(),
             self.limits.clone(),
-            self.conn.agent_id.clone(),
+            (self.conn.agent_id.clone(), self.conn.id),
             method,
             id,
             params,
@@ -603,7 +603,7 @@ impl Io<'_> {
 async fn carry_out(
     hub: Hub,
     limits: Arc<Limits>,
-    agent_id: Arc<str>,
+    (agent_id, conn_id): (Arc<str>, u64),
     method: Method,
     id: Value,
     params: Value,
@@ -611,7 +611,7 @@ async fn carry_out(
     if let Err(e) = admit(&limits, &agent_id, &hub, method).await {
         return res_err(id, e.body());
     }
-    match call(&hub, &agent_id, method, params).await {
+    match call(&hub, &agent_id, conn_id, method, params).await {
         Ok(r) => res_ok(&id, r),
         Err(e) => res_err(id, e.body()),
     }

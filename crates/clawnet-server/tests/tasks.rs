@@ -1166,3 +1166,29 @@ async fn results_pipelined_just_before_the_worker_hangs_up_are_all_recorded() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_dispatching_connection_is_not_sent_the_queued_echo_of_its_own_dispatch() {
+    let (t, boss, w) = boss_and_worker(fast(), None).await;
+    let mut sender = t.raw_connected(&boss, json!({})).await;
+    // The same dispatcher's other connection hears every transition.
+    let mut other = t.raw_connected(&boss, json!({})).await;
+    let r = sender
+        .req(
+            "task.dispatch",
+            json!({"target": "w1", "payload": {"n": 1}}),
+        )
+        .await;
+    assert_eq!(r["result"]["task"]["state"], "queued", "{r}");
+    let id = r["result"]["task"]["task_id"].clone();
+    let u = other.wait_event("task.updated").await;
+    assert_eq!(u["data"]["task"]["task_id"], id);
+    assert_eq!(u["data"]["task"]["state"], "queued");
+    // The worker takes it: the sender's first event about it is `running`.
+    let mut worker = t.raw_connected(&w, json!({"worker": true})).await;
+    let ev = worker.wait_event("task.dispatch").await;
+    assert_eq!(ev["data"]["task"]["task_id"], id);
+    let u = sender.wait_event("task.updated").await;
+    assert_eq!(u["data"]["task"]["task_id"], id);
+    assert_eq!(u["data"]["task"]["state"], "running", "{u}");
+}
