@@ -699,6 +699,12 @@ pub async fn cursors(s: Arc<dyn Store>) {
     assert!(s.cursors("b").await.expect("cursors").is_empty());
 }
 
+/// The ids of the audit entries `f` selects, in the order listed.
+async fn audit_ids(s: &Arc<dyn Store>, f: AuditFilter) -> Vec<u64> {
+    let entries = s.list_audit(f).await.expect("list");
+    entries.into_iter().map(|e| e.id).collect()
+}
+
 /// The audit trail is append-only with increasing ids, filtered as asked;
 /// the chain hashes come back as written.
 pub async fn audit(s: Arc<dyn Store>) {
@@ -744,13 +750,7 @@ pub async fn audit(s: Arc<dyn Store>) {
         limit: 3,
         ..Default::default()
     };
-    let got: Vec<_> = s
-        .list_audit(f)
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let got = audit_ids(&s, f).await;
     assert_eq!(got, vec![3, 4, 5], "after_id pages forward from the oldest");
     let f = AuditFilter {
         kind: Some("identity".into()),
@@ -764,25 +764,13 @@ pub async fn audit(s: Arc<dyn Store>) {
         limit: 100,
         ..Default::default()
     };
-    let got: Vec<_> = s
-        .list_audit(f)
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let got = audit_ids(&s, f).await;
     assert_eq!(got, vec![5, 6]);
     let f = AuditFilter {
         limit: 2,
         ..Default::default()
     };
-    let got: Vec<_> = s
-        .list_audit(f)
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let got = audit_ids(&s, f).await;
     assert_eq!(got, vec![5, 6], "a limit keeps the newest, oldest first");
 }
 
