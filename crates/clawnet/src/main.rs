@@ -14,6 +14,11 @@ mod worker;
 
 use clap::{Parser, Subcommand};
 
+// glibc's allocator spent ~15% of the hub's CPU in malloc/free/consolidate under
+// task load (perf, `clawnet bench tasks --scenarios drain`); see decision 0015.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "clawnet",
