@@ -1031,11 +1031,6 @@ impl Hub {
     /// request caused the change and whose answer says so).
     async fn announce_except(&self, t: &Task, except: Option<u64>) {
         self.note_task(t).await;
-        let ev = TaskUpdatedEvent {
-            task: t.clone().for_worker(),
-        };
-        let frame = event_frame(events::TASK_UPDATED, None, &ev);
-        let now = self.now();
         let mut to = vec![t.target.as_str()];
         if t.dispatched_by != t.target {
             to.push(t.dispatched_by.as_str());
@@ -1050,13 +1045,30 @@ impl Hub {
             t.state,
             TaskState::Queued | TaskState::Running | TaskState::Succeeded
         );
+        let mut listeners = Vec::new();
         for agent in to {
             let skip_workers = echo && agent == t.target && t.dispatched_by != t.target;
-            for c in self.inner.fanout.connections_of(agent) {
-                if !(skip_workers && c.is_worker()) && Some(c.id) != except {
-                    c.push(&frame, now);
-                }
-            }
+            listeners.extend(
+                self.inner
+                    .fanout
+                    .connections_of(agent)
+                    .into_iter()
+                    .filter(|c| !(skip_workers && c.is_worker()) && Some(c.id) != except),
+            );
+        }
+        // Most transitions of a busy queue have nobody to tell (the worker
+        // knows, the dispatcher is gone): serialize the task only when
+        // someone listens.
+        if listeners.is_empty() {
+            return;
+        }
+        let ev = TaskUpdatedEvent {
+            task: t.clone().for_worker(),
+        };
+        let frame = event_frame(events::TASK_UPDATED, None, &ev);
+        let now = self.now();
+        for c in listeners {
+            c.push(&frame, now);
         }
     }
 

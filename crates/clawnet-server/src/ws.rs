@@ -30,13 +30,14 @@ use clawnet_proto::{ErrorBody, ErrorCode, Frame, ResponseFrame};
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::auth::{bearer, limited, Peer};
 use crate::errors::ApiError;
 use crate::limits::{self, Limiters};
-use crate::methods::{call, resolve, Reply};
+use crate::methods::{call, resolve, Params, Reply};
 use crate::policy;
 use crate::AppState;
 
@@ -150,9 +151,28 @@ fn res_err(id: Value, e: ErrorBody) -> String {
 }
 
 /// Parse a text frame as a request; a bad frame yields the error to answer.
-fn parse(text: &str) -> Result<(Value, String, Value), (Value, Error)> {
+/// A request frame as a connection reads it: `params` stays JSON text for
+/// the method to decode (see [`Params`]). `type` borrows, so a frame that
+/// spells it with escapes takes the general path below.
+#[derive(Deserialize)]
+struct Req<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    id: Value,
+    method: String,
+    #[serde(default)]
+    params: Option<Box<RawValue>>,
+}
+
+fn parse(text: &str) -> Result<(Value, String, Params), (Value, Error)> {
+    if let Ok(r) = serde_json::from_str::<Req<'_>>(text) {
+        if r.kind == "req" {
+            return Ok((r.id, r.method, Params::raw(r.params)));
+        }
+    }
+    // Anything else is read the general way, which also words the error.
     match serde_json::from_str::<Frame>(text) {
-        Ok(Frame::Req(r)) => Ok((r.id, r.method, r.params)),
+        Ok(Frame::Req(r)) => Ok((r.id, r.method, Params::value(r.params))),
         other => {
             // Answer with the frame's id when it has a readable one.
             let id = serde_json::from_str::<Value>(text)
@@ -221,19 +241,10 @@ async fn handshake(
             send_text(socket, res_err(id, e.body())).await;
             continue;
         }
-        let p = if params.is_null() {
-            Value::Object(Default::default())
-        } else {
-            params
-        };
-        let p: ConnectParams = match serde_json::from_value(p) {
+        let p: ConnectParams = match params.decode() {
             Ok(p) => p,
             Err(e) => {
-                send_text(
-                    socket,
-                    res_err(id, Error::invalid("params", e.to_string()).body()),
-                )
-                .await;
+                send_text(socket, res_err(id, e.body())).await;
                 continue;
             }
         };
@@ -606,7 +617,7 @@ async fn carry_out(
     (agent_id, conn_id): (Arc<str>, u64),
     method: Method,
     id: Value,
-    params: Value,
+    params: Params,
 ) -> String {
     if let Err(e) = admit(&limits, &agent_id, &hub, method).await {
         return res_err(id, e.body());

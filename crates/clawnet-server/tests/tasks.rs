@@ -1192,3 +1192,56 @@ async fn the_dispatching_connection_is_not_sent_the_queued_echo_of_its_own_dispa
     assert_eq!(u["data"]["task"]["task_id"], id);
     assert_eq!(u["data"]["task"]["state"], "running", "{u}");
 }
+
+/// Request params are decoded by each method straight from the frame's
+/// text; a frame spelled with escapes takes the general reader. Both must
+/// answer alike, and a params error names the field without a position
+/// inside the frame.
+#[tokio::test]
+async fn request_params_decode_alike_whatever_the_frame_spelling() {
+    let (t, boss, _w) = boss_and_worker(fast(), None).await;
+    let mut b = t.raw_connected(&boss, json!({})).await;
+
+    // The fast reader: plain frames.
+    let res = b
+        .req(
+            "task.dispatch",
+            json!({"target": "w1", "payload": {"n": 1}}),
+        )
+        .await;
+    assert_eq!(res["ok"], true, "{res}");
+    assert_eq!(res["result"]["task"]["payload"]["n"], 1, "{res}");
+
+    // The general reader: `type` written with an escape, `params` absent.
+    b.send_text(r#"{"type":"r\u0065q","id":901,"method":"task.list"}"#)
+        .await;
+    let res = b.response(901).await;
+    assert_eq!(res["ok"], true, "{res}");
+    b.send_text(r#"{"type":"r\u0065q","id":902,"method":"task.dispatch","params":{"target":"w1","payload":{"n":2}}}"#)
+        .await;
+    let res = b.response(902).await;
+    assert_eq!(res["ok"], true, "{res}");
+    assert_eq!(res["result"]["task"]["payload"]["n"], 2, "{res}");
+
+    // `null` params are `{}`; a method without params refuses some.
+    b.send_text(r#"{"type":"req","id":903,"method":"queue.list","params":null}"#)
+        .await;
+    let res = b.response(903).await;
+    assert_eq!(res["ok"], true, "{res}");
+    let res = b.req("queue.list", json!({"x": 1})).await;
+    assert_eq!(res["error"]["code"], "invalid", "{res}");
+    assert_eq!(res["error"]["field"], "params", "{res}");
+
+    // A bad field is named; the message has no position.
+    for spelling in ["req", r"r\u0065q"] {
+        let frame = format!(
+            r#"{{"type":"{spelling}","id":904,"method":"task.dispatch","params":{{"target":"w1","bogus":true}}}}"#
+        );
+        b.send_text(&frame).await;
+        let res = b.response(904).await;
+        assert_eq!(res["error"]["code"], "invalid", "{res}");
+        let msg = res["error"]["message"].as_str().unwrap_or("");
+        assert!(msg.contains("bogus"), "{res}");
+        assert!(!msg.contains("line"), "{res}");
+    }
+}

@@ -43,17 +43,29 @@ fn decode((doc, version): (String, i64)) -> Result<TaskRecord> {
     Ok(t)
 }
 
-fn decode_all(rows: Vec<(String, i64)>) -> Result<Vec<TaskRecord>> {
+/// Stored rows as records. Callers run this off the writer thread: the
+/// writer is the one thread every transition waits for, so it does only
+/// SQLite's part of the work.
+pub(crate) fn decode_all(rows: Vec<(String, i64)>) -> Result<Vec<TaskRecord>> {
     rows.into_iter().map(decode).collect()
 }
 
-fn encode(t: &TaskRecord) -> Result<String> {
+/// The stored document of `t`; made by the caller before the job goes to
+/// the writer, for the same reason as [`decode_all`].
+pub(crate) fn encode(t: &TaskRecord) -> Result<String> {
     serde_json::to_string(t).map_err(Error::unavailable)
 }
 
+/// `t` as [`update`] will store it: the next version, and its document.
+pub(crate) fn next_version(mut t: TaskRecord) -> Result<(TaskRecord, String)> {
+    t.version += 1;
+    let doc = encode(&t)?;
+    Ok((t, doc))
+}
+
 /// See `Store::insert_task`; runs on the writer, so the check and the
-/// insert cannot interleave with another insert.
-pub(crate) fn insert(c: &Connection, t: TaskRecord) -> Result<TaskInsert> {
+/// insert cannot interleave with another insert. `doc` is `encode(&t)`.
+pub(crate) fn insert(c: &Connection, t: TaskRecord, doc: String) -> Result<TaskInsert> {
     if let Some(key) = &t.task.dedupe_key {
         let existing = db(c
             .prepare_cached(ACTIVE_KEY)
@@ -74,7 +86,6 @@ pub(crate) fn insert(c: &Connection, t: TaskRecord) -> Result<TaskInsert> {
             t.task.task_id
         )));
     }
-    let doc = encode(&t)?;
     db(c.prepare_cached(
         "INSERT INTO tasks (task_id, target, dispatched_by, state, priority, run_at, \
          lease_until, dedupe_key, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -96,11 +107,9 @@ pub(crate) fn insert(c: &Connection, t: TaskRecord) -> Result<TaskInsert> {
     Ok(TaskInsert::New(t))
 }
 
-/// See `Store::update_task`.
-pub(crate) fn update(c: &Connection, mut t: TaskRecord) -> Result<Option<TaskRecord>> {
-    let from = t.version;
-    t.version = from + 1;
-    let doc = encode(&t)?;
+/// See `Store::update_task`; `t` and `doc` come from [`next_version`].
+pub(crate) fn update(c: &Connection, t: TaskRecord, doc: String) -> Result<Option<TaskRecord>> {
+    let from = t.version - 1;
     let n = db(c
         .prepare_cached(
             "UPDATE tasks SET state = ?1, priority = ?2, run_at = ?3, lease_until = ?4, \
@@ -157,13 +166,13 @@ pub(crate) fn list(c: &Connection, f: &TaskFilter) -> Result<Vec<TaskRecord>> {
     decode_all(rows)
 }
 
-/// See `Store::due_tasks`.
+/// See `Store::due_tasks`: the stored rows, for [`decode_all`].
 pub(crate) fn due(
     c: &Connection,
     target: Option<&str>,
     now: u64,
     limit: usize,
-) -> Result<Vec<TaskRecord>> {
+) -> Result<Vec<(String, i64)>> {
     let Some(target) = target else {
         let rows = db(c
             .prepare_cached(&format!(
@@ -175,7 +184,7 @@ pub(crate) fn due(
                 s.query_map(params![now as i64, limit as i64], record)?
                     .collect()
             }))?;
-        return decode_all(rows);
+        return Ok(rows);
     };
     // Per target, each state is one range of its own index already in the
     // wanted order, read with a LIMIT each and merged here. One statement
@@ -198,7 +207,7 @@ pub(crate) fn due(
     }
     rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     rows.truncate(limit);
-    decode_all(rows.into_iter().map(|(_, _, _, doc, v)| (doc, v)).collect())
+    Ok(rows.into_iter().map(|(_, _, _, doc, v)| (doc, v)).collect())
 }
 
 /// See `Store::expired_leases`.
