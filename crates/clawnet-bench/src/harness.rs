@@ -329,14 +329,24 @@ pub fn f(v: &Value, path: &[&str]) -> f64 {
     cur.as_f64().unwrap_or(f64::NAN)
 }
 
-/// A SQLite database file and its `-wal` and `-shm` files.
-pub fn sqlite_files(path: &Path) -> [PathBuf; 3] {
+/// A SQLite database file, its `-wal` and `-shm` files, and the audit trail
+/// and quarantine ledger a hub on `sqlite://PATH` writes beside it.
+fn sqlite_files(path: &Path) -> [PathBuf; 5] {
     let s = path.display().to_string();
     [
         path.to_path_buf(),
         PathBuf::from(format!("{s}-wal")),
         PathBuf::from(format!("{s}-shm")),
+        PathBuf::from(format!("{s}.audit.jsonl")),
+        PathBuf::from(format!("{s}.quarantine.jsonl")),
     ]
+}
+
+/// Delete [`sqlite_files`] of `path`; missing ones are fine.
+pub fn remove_sqlite_files(path: &Path) {
+    for p in sqlite_files(path) {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 /// The file system type holding `path` (longest mount point in /proc/mounts).

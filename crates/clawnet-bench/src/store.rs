@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_postgres::NoTls;
 
 use crate::client::{self, ReaderStats, SendShape, Source, WriterStats};
-use crate::harness::{self, f, fs_type, sleep_until_ns, sqlite_files, RepPlan, Summary};
+use crate::harness::{self, f, fs_type, remove_sqlite_files, sleep_until_ns, RepPlan, Summary};
 use crate::hub::HubProcess;
 use crate::procfs::{self, Usage};
 use crate::stall::StallProbe;
@@ -735,9 +735,7 @@ impl Db {
                 let path = ctx
                     .data_dir
                     .join(format!("store-{}-{n}-{tag}.db", std::process::id()));
-                for p in sqlite_files(&path) {
-                    let _ = std::fs::remove_file(p);
-                }
+                remove_sqlite_files(&path);
                 Ok(Self::Sqlite { path })
             }
             Backend::Postgres => {
@@ -831,9 +829,7 @@ impl Db {
         match self {
             Self::Memory => {}
             Self::Sqlite { path } => {
-                for p in sqlite_files(path) {
-                    let _ = std::fs::remove_file(p);
-                }
+                remove_sqlite_files(path);
             }
             Self::Postgres {
                 server,
@@ -858,9 +854,7 @@ impl Drop for Db {
         match self {
             Self::Memory => {}
             Self::Sqlite { path } => {
-                for p in sqlite_files(path) {
-                    let _ = std::fs::remove_file(p);
-                }
+                remove_sqlite_files(path);
             }
             Self::Postgres {
                 server,

@@ -46,7 +46,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, Source, Window, WriterStats, Ws};
-use crate::harness::{self, f, sleep_until_ns, sqlite_files, RepPlan, Summary};
+use crate::harness::{self, f, remove_sqlite_files, sleep_until_ns, RepPlan, Summary};
 use crate::hub::{BenchAgent, HubProcess};
 use crate::procfs::Usage;
 use crate::stall::StallProbe;
@@ -1536,9 +1536,7 @@ impl Db {
                 let path = ctx
                     .data_dir
                     .join(format!("tasks-{}-{n}-{tag}.db", std::process::id()));
-                for p in sqlite_files(&path) {
-                    let _ = std::fs::remove_file(p);
-                }
+                remove_sqlite_files(&path);
                 Self::Sqlite { path }
             }
         }
@@ -1582,9 +1580,7 @@ impl Db {
 
     fn cleanup(&mut self) {
         if let Self::Sqlite { path } = self {
-            for p in sqlite_files(path) {
-                let _ = std::fs::remove_file(p);
-            }
+            remove_sqlite_files(path);
         }
     }
 }
