@@ -1261,7 +1261,8 @@ impl Store for SqliteStore {
 
     async fn insert_task(&self, t: TaskRecord) -> Result<TaskInsert> {
         let doc = tasks::encode(&t)?;
-        self.write(move |c, _| tasks::insert(c, t, doc)).await
+        self.submit(false, move |c, _| tasks::insert(c, t, doc))
+            .await?
     }
 
     async fn get_task(&self, task_id: &str) -> Result<Option<TaskRecord>> {

@@ -65,46 +65,50 @@ pub(crate) fn next_version(mut t: TaskRecord) -> Result<(TaskRecord, String)> {
 
 /// See `Store::insert_task`; runs on the writer, so the check and the
 /// insert cannot interleave with another insert. `doc` is `encode(&t)`.
-pub(crate) fn insert(c: &Connection, t: TaskRecord, doc: String) -> Result<TaskInsert> {
+///
+/// Runs without a savepoint (one statement changes anything, and a
+/// statement that fails is undone by SQLite alone), so a refusal is the
+/// inner `Err`: an outer one would roll back the writer's whole batch.
+pub(crate) fn insert(c: &Connection, t: TaskRecord, doc: String) -> Result<Result<TaskInsert>> {
     if let Some(key) = &t.task.dedupe_key {
         let existing = db(c
             .prepare_cached(ACTIVE_KEY)
             .and_then(|mut s| s.query_row(params![t.task.target, key], record).optional()))?;
         if let Some(row) = existing {
-            return Ok(TaskInsert::Existing(decode(row)?));
+            return Ok(decode(row).map(TaskInsert::Existing));
         }
     }
-    let taken: Option<i64> = db(c
-        .prepare_cached("SELECT 1 FROM tasks WHERE task_id = ?1")
+    let inserted = c
+        .prepare_cached(
+            "INSERT INTO tasks (task_id, target, dispatched_by, state, priority, run_at, \
+             lease_until, dedupe_key, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
         .and_then(|mut s| {
-            s.query_row(params![t.task.task_id], |r| r.get(0))
-                .optional()
-        }))?;
-    if taken.is_some() {
-        return Err(Error::conflict(format!(
-            "a task with id '{}' exists",
-            t.task.task_id
-        )));
+            s.execute(params![
+                t.task.task_id,
+                t.task.target,
+                t.task.dispatched_by,
+                t.task.state.as_str(),
+                t.task.priority,
+                t.task.run_at as i64,
+                t.lease_until.map(|u| u as i64),
+                t.task.dedupe_key,
+                t.version as i64,
+                doc,
+            ])
+        });
+    match inserted {
+        Ok(_) => Ok(Ok(TaskInsert::New(t))),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            Ok(Err(Error::conflict(format!(
+                "a task with id '{}' exists",
+                t.task.task_id
+            ))))
+        }
+        Err(e) => Err(Error::unavailable(e)),
     }
-    db(c.prepare_cached(
-        "INSERT INTO tasks (task_id, target, dispatched_by, state, priority, run_at, \
-         lease_until, dedupe_key, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            t.task.task_id,
-            t.task.target,
-            t.task.dispatched_by,
-            t.task.state.as_str(),
-            t.task.priority,
-            t.task.run_at as i64,
-            t.lease_until.map(|u| u as i64),
-            t.task.dedupe_key,
-            t.version as i64,
-            doc,
-        ])
-    }))?;
-    Ok(TaskInsert::New(t))
 }
 
 /// See `Store::update_task`; `t` and `doc` come from [`next_version`].
@@ -250,6 +254,48 @@ mod tests {
     /// Regression: the task lookups must stay index searches on the partial
     /// indexes of migration 0006 with the connection's settings (QPSG on),
     /// and must not be parsed again for new bound values.
+    /// Inserts run without a savepoint: a refused one (its id is taken)
+    /// must not take the writer's batch, and the tasks committed with it,
+    /// down with it.
+    #[tokio::test]
+    async fn a_refused_insert_leaves_the_rest_of_its_commit_stored() {
+        use clawnet_core::store::conformance::task;
+        use clawnet_core::store::Store;
+        let dir = tempfile::tempdir().expect("dir");
+        let store =
+            crate::sqlite::SqliteStore::open(dir.path().join("t.db"), crate::sqlite::Sync::Normal)
+                .expect("open");
+        store
+            .insert_task(task("dup", "w", TaskState::Queued, 1000, None))
+            .await
+            .expect("first");
+        // Queued together, so the writer takes them into one batch.
+        let inserts = (0..40).map(|i| {
+            let id = if i == 20 {
+                "dup".to_owned()
+            } else {
+                format!("t{i}")
+            };
+            store.insert_task(task(&id, "w", TaskState::Queued, 1001 + i, None))
+        });
+        let results = futures_util::future::join_all(inserts).await;
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(TaskInsert::New(_)) => assert_ne!(i, 20),
+                Err(e) => {
+                    assert_eq!(i, 20, "{e}");
+                    assert_eq!(e.code.as_str(), "conflict");
+                }
+                Ok(other) => panic!("insert {i}: {other:?}"),
+            }
+        }
+        let stored = store
+            .count_tasks("w", &[TaskState::Queued])
+            .await
+            .expect("count");
+        assert_eq!(stored, 40, "39 new tasks and the first `dup`");
+    }
+
     #[test]
     fn task_lookups_use_the_active_indexes_and_stay_prepared() {
         let dir = std::env::temp_dir().join(format!("clawnet-plans-{}", std::process::id()));
