@@ -67,8 +67,10 @@ impl Hub {
                 ),
             ));
         }
-        let size = serde_json::to_vec(payload)
-            .map(|v| v.len())
+        // Counted as it is written, without keeping the text.
+        let mut size = ByteCount(0);
+        let size = serde_json::to_writer(&mut size, payload)
+            .map(|()| size.0)
             .unwrap_or(usize::MAX);
         if size > cfg.max_payload_bytes {
             return Err(Error::too_large(
@@ -369,9 +371,33 @@ impl Hub {
     }
 }
 
+/// An `io::Write` that only counts the bytes written to it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payload_size_is_the_length_of_its_json_text() {
+        let payload =
+            serde_json::json!({"text": "héllo \"x\"\n", "n": [1, 2.5, null], "o": {"k": true}});
+        let text = serde_json::to_vec(&payload).expect("json");
+        let mut n = ByteCount(0);
+        serde_json::to_writer(&mut n, &payload).expect("count");
+        assert_eq!(n.0, text.len());
+    }
 
     #[test]
     fn depth_counts_nesting() {
