@@ -36,7 +36,7 @@ fn raw<T: serde::Serialize>(v: &T) -> Result<Reply, Error> {
 /// A request's `params` as the JSON text the client sent, decoded only by
 /// the method into its own type: no `Value` tree in between, which was a
 /// measurable share of the task hot path. Absent and `null` are `None`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Params(Option<Box<RawValue>>);
 
 impl Params {
@@ -52,20 +52,7 @@ impl Params {
         }
         Self(serde_json::value::to_raw_value(&v).ok())
     }
-}
 
-/// Methods without parameters still refuse unknown ones.
-fn no_params(p: &Params) -> Result<(), Error> {
-    let Some(raw) = &p.0 else {
-        return Ok(());
-    };
-    match serde_json::from_str::<Value>(raw.get()) {
-        Ok(Value::Object(m)) if m.is_empty() => Ok(()),
-        _ => Err(Error::invalid("params", "this method takes no parameters")),
-    }
-}
-
-impl Params {
     /// The params as the method's own type; absent is `{}`.
     pub fn decode<T: DeserializeOwned>(self) -> Result<T, Error> {
         let text = self.0.as_deref().map_or("{}", RawValue::get);
@@ -77,6 +64,17 @@ impl Params {
             }
             Error::invalid("params", msg)
         })
+    }
+}
+
+/// Methods without parameters still refuse unknown ones.
+fn no_params(p: &Params) -> Result<(), Error> {
+    let Some(raw) = &p.0 else {
+        return Ok(());
+    };
+    match serde_json::from_str::<Value>(raw.get()) {
+        Ok(Value::Object(m)) if m.is_empty() => Ok(()),
+        _ => Err(Error::invalid("params", "this method takes no parameters")),
     }
 }
 

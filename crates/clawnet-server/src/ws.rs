@@ -150,7 +150,6 @@ fn res_err(id: Value, e: ErrorBody) -> String {
     serde_json::to_string(&Frame::Res(ResponseFrame::err(id, e))).unwrap_or_default()
 }
 
-/// Parse a text frame as a request; a bad frame yields the error to answer.
 /// A request frame as a connection reads it: `params` stays JSON text for
 /// the method to decode (see [`Params`]). `type` borrows, so a frame that
 /// spells it with escapes takes the general path below.
@@ -164,6 +163,7 @@ struct Req<'a> {
     params: Option<Box<RawValue>>,
 }
 
+/// Parse a text frame as a request; a bad frame yields the error to answer.
 fn parse(text: &str) -> Result<(Value, String, Params), (Value, Error)> {
     if let Ok(r) = serde_json::from_str::<Req<'_>>(text) {
         if r.kind == "req" {
