@@ -78,10 +78,6 @@ fn no_params(p: &Params) -> Result<(), Error> {
     }
 }
 
-fn params<T: DeserializeOwned>(p: Params) -> Result<T, Error> {
-    p.decode()
-}
-
 /// Call one method for `agent` on its connection `conn_id`. `connect` is
 /// handled by the connection itself.
 pub async fn call(
@@ -95,7 +91,7 @@ pub async fn call(
         Method::Connect => return Err(Error::invalid("method", "already connected")),
         Method::ChatSend => {
             let t0 = std::time::Instant::now();
-            let out = hub.send(agent, params::<SendParams>(p)?).await?;
+            let out = hub.send(agent, p.decode::<SendParams>()?).await?;
             crate::metrics::send_seconds().record(t0.elapsed().as_secs_f64());
             return Ok(Reply::Raw(format!(
                 r#"{{"message":{},"duplicate":{}}}"#,
@@ -103,17 +99,20 @@ pub async fn call(
             )));
         }
         Method::RoomCreate => to_value(
-            &hub.create_room(agent, params::<RoomCreateParams>(p)?)
+            &hub.create_room(agent, p.decode::<RoomCreateParams>()?)
                 .await?,
         ),
-        Method::RoomJoin => to_value(&hub.join_room(agent, &params::<RoomParams>(p)?.room).await?),
+        Method::RoomJoin => to_value(
+            &hub.join_room(agent, &p.decode::<RoomParams>()?.room)
+                .await?,
+        ),
         Method::RoomLeave => {
-            let room = params::<RoomParams>(p)?.room;
+            let room = p.decode::<RoomParams>()?.room;
             let left = hub.leave_room(agent, &room).await?;
             json!({"room": room, "left": left})
         }
         Method::RoomInvite => {
-            let p = params::<RoomInviteParams>(p)?;
+            let p = p.decode::<RoomInviteParams>()?;
             to_value(&hub.invite(agent, &p.room, &p.agent).await?)
         }
         Method::RoomList => to_value(&RoomList {
@@ -123,19 +122,19 @@ pub async fn call(
             },
         }),
         Method::RoomHistory => {
-            let p = params::<HistoryParams>(p)?;
+            let p = p.decode::<HistoryParams>()?;
             to_value(
                 &hub.history(agent, &p.room, p.after_seq.unwrap_or(0), p.limit)
                     .await?,
             )
         }
         Method::Typing => {
-            let p = params::<TypingParams>(p)?;
+            let p = p.decode::<TypingParams>()?;
             hub.typing(agent, &p.room, p.typing).await?;
             json!({})
         }
         Method::PresenceSet => to_value(
-            &hub.set_presence(agent, params::<PresenceSetParams>(p)?.status)
+            &hub.set_presence(agent, p.decode::<PresenceSetParams>()?.status)
                 .await?,
         ),
         Method::PresenceList => {
@@ -145,11 +144,11 @@ pub async fn call(
             })
         }
         Method::Report => {
-            let p = params::<ReportParams>(p)?;
+            let p = p.decode::<ReportParams>()?;
             to_value(&hub.report(agent, p.status, p.activity, p.meta).await?)
         }
         Method::Ack => {
-            let p = params::<AckParams>(p)?;
+            let p = p.decode::<AckParams>()?;
             let mut want = p.cursors;
             match (p.room, p.seq) {
                 (Some(r), Some(s)) => {
@@ -172,29 +171,29 @@ pub async fn call(
         // tree in between.
         Method::TaskDispatch => {
             return raw(&hub
-                .dispatch_via(agent, conn_id, params::<DispatchParams>(p)?)
+                .dispatch_via(agent, conn_id, p.decode::<DispatchParams>()?)
                 .await?)
         }
         Method::TaskProgress => {
             return raw(&hub
-                .task_progress(agent, params::<ProgressParams>(p)?)
+                .task_progress(agent, p.decode::<ProgressParams>()?)
                 .await?)
         }
         Method::TaskResult => {
-            return raw(&hub.task_result(agent, params::<ResultParams>(p)?).await?)
+            return raw(&hub.task_result(agent, p.decode::<ResultParams>()?).await?)
         }
         Method::TaskRelease => to_value(
-            &hub.task_release(agent, params::<ProgressParams>(p)?)
+            &hub.task_release(agent, p.decode::<ProgressParams>()?)
                 .await?,
         ),
-        Method::TaskGet => to_value(&hub.task(agent, &params::<TaskRef>(p)?.task_id).await?),
-        Method::TaskList => to_value(&hub.tasks(agent, params::<TaskListParams>(p)?).await?),
+        Method::TaskGet => to_value(&hub.task(agent, &p.decode::<TaskRef>()?.task_id).await?),
+        Method::TaskList => to_value(&hub.tasks(agent, p.decode::<TaskListParams>()?).await?),
         Method::TaskRetry => to_value(
-            &hub.retry_task(agent, &params::<TaskRef>(p)?.task_id)
+            &hub.retry_task(agent, &p.decode::<TaskRef>()?.task_id)
                 .await?,
         ),
         Method::TaskCancel => to_value(
-            &hub.cancel_task(agent, &params::<TaskRef>(p)?.task_id)
+            &hub.cancel_task(agent, &p.decode::<TaskRef>()?.task_id)
                 .await?,
         ),
         Method::QueueList => {
@@ -202,15 +201,15 @@ pub async fn call(
             to_value(&hub.queues(agent).await?)
         }
         Method::QueuePause => to_value(
-            &hub.set_queue_paused(agent, &params::<QueueRef>(p)?.name, true)
+            &hub.set_queue_paused(agent, &p.decode::<QueueRef>()?.name, true)
                 .await?,
         ),
         Method::QueueResume => to_value(
-            &hub.set_queue_paused(agent, &params::<QueueRef>(p)?.name, false)
+            &hub.set_queue_paused(agent, &p.decode::<QueueRef>()?.name, false)
                 .await?,
         ),
         Method::ScheduleCreate => to_value(
-            &hub.create_schedule(agent, params::<ScheduleParams>(p)?)
+            &hub.create_schedule(agent, p.decode::<ScheduleParams>()?)
                 .await?,
         ),
         Method::ScheduleList => {
@@ -218,7 +217,7 @@ pub async fn call(
             to_value(&hub.schedules(agent).await?)
         }
         Method::ScheduleDelete => to_value(
-            &hub.delete_schedule(agent, &params::<ScheduleRef>(p)?.schedule_id)
+            &hub.delete_schedule(agent, &p.decode::<ScheduleRef>()?.schedule_id)
                 .await?,
         ),
         Method::Activity => {
@@ -230,19 +229,19 @@ pub async fn call(
             to_value(&Pong { ts: hub.now() })
         }
         Method::ChatDelete => {
-            let p = params::<DeleteParams>(p)?;
+            let p = p.decode::<DeleteParams>()?;
             json!({"message": hub.delete_message(agent, &p.room, p.seq).await?})
         }
         Method::QuarantineList => to_value(
-            &hub.quarantine_list(agent, params::<QuarantineListParams>(p)?)
+            &hub.quarantine_list(agent, p.decode::<QuarantineListParams>()?)
                 .await?,
         ),
         Method::QuarantineApprove => {
-            let p = params::<QuarantineRef>(p)?;
+            let p = p.decode::<QuarantineRef>()?;
             json!({"item": hub.quarantine_approve(agent, &p.id, p.reason).await?})
         }
         Method::QuarantineReject => {
-            let p = params::<QuarantineRef>(p)?;
+            let p = p.decode::<QuarantineRef>()?;
             json!({"item": hub.quarantine_reject(agent, &p.id, p.reason).await?})
         }
     };

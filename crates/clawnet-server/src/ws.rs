@@ -489,16 +489,14 @@ impl Io<'_> {
                         Step::Queued | Step::Nothing => continue,
                         Step::Closed => return,
                     };
-                    {
-                        // The answer to a request already carried out is
-                        // sent even when the connection is closing (a
-                        // shutdown drains ACKs), within the close grace.
-                        let ok = tokio::time::timeout(CLOSE_GRACE, send_text(self.socket, text))
-                            .await
-                            .unwrap_or(false);
-                        if !ok {
-                            return;
-                        }
+                    // The answer to a request already carried out is sent
+                    // even when the connection is closing (a shutdown drains
+                    // ACKs), within the close grace.
+                    let ok = tokio::time::timeout(CLOSE_GRACE, send_text(self.socket, text))
+                        .await
+                        .unwrap_or(false);
+                    if !ok {
+                        return;
                     }
                 }
             }
@@ -591,20 +589,30 @@ impl Io<'_> {
             Ok(m) => m,
             Err(e) => return self.in_turn(Step::Reply(res_err(id, e.body()))).await,
         };
-        let run = carry_out(
-            hub.clone(),
-            self.limits.clone(),
-            (self.conn.agent_id.clone(), self.conn.id),
-            method,
-            id,
-            params,
-        );
+        let conn_id = self.conn.id;
         if pipelines(method) {
-            self.inflight.push_back(Box::pin(run));
+            // Owned, since it outlives this frame; the rest (the chat send
+            // path among them) borrow and clone nothing.
+            let (hub, limits, agent) =
+                (hub.clone(), self.limits.clone(), self.conn.agent_id.clone());
+            self.inflight.push_back(Box::pin(async move {
+                carry_out(&hub, &limits, &agent, conn_id, method, id, params).await
+            }));
             return Step::Queued;
         }
         match self.in_turn(Step::Queued).await {
-            Step::Queued => Step::Reply(run.await),
+            Step::Queued => Step::Reply(
+                carry_out(
+                    hub,
+                    self.limits,
+                    &self.conn.agent_id,
+                    conn_id,
+                    method,
+                    id,
+                    params,
+                )
+                .await,
+            ),
             other => other,
         }
     }
@@ -612,17 +620,18 @@ impl Io<'_> {
 
 /// Admit and carry out one request; its `res` frame.
 async fn carry_out(
-    hub: Hub,
-    limits: Arc<Limits>,
-    (agent_id, conn_id): (Arc<str>, u64),
+    hub: &Hub,
+    limits: &Limits,
+    agent_id: &str,
+    conn_id: u64,
     method: Method,
     id: Value,
     params: Params,
 ) -> String {
-    if let Err(e) = admit(&limits, &agent_id, &hub, method).await {
+    if let Err(e) = admit(limits, agent_id, hub, method).await {
         return res_err(id, e.body());
     }
-    match call(&hub, &agent_id, conn_id, method, params).await {
+    match call(hub, agent_id, conn_id, method, params).await {
         Ok(r) => res_ok(&id, r),
         Err(e) => res_err(id, e.body()),
     }

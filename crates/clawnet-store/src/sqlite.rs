@@ -282,22 +282,9 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel::<Result<T>>();
-        let run: Run = Box::new(move |c, _| {
-            let out = f(c);
-            Some(Box::new(move || {
-                let _ = tx.send(out);
-            }))
-        });
-        self.writer
-            .send(Job {
-                run,
-                isolated: false,
-            })
-            .await
-            .map_err(|_| unavailable("the SQLite writer stopped"))?;
-        rx.await
-            .map_err(|_| unavailable("the read was not answered"))?
+        // The read's own error is the inner one: an outer error would roll
+        // back the batch it ran in.
+        self.submit(false, move |c, _| Ok(f(c))).await?
     }
 
     /// Run `f` on a reader connection.
@@ -1316,16 +1303,26 @@ impl Store for SqliteStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The cached statement `sql` of `c` was never parsed again (for new
+    /// bound values, say).
+    pub(crate) fn assert_not_prepared_again(c: &Connection, sql: &str) {
+        let s = c.prepare_cached(sql).expect("prepare");
+        assert_eq!(
+            s.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "parsed again: {sql}"
+        );
+    }
 
     /// Regression: every claim re-parsed its cached `… LIMIT ?` statement,
     /// because SQLite plans with the bound LIMIT and re-prepares on rebind.
     #[test]
     fn cached_statements_are_not_prepared_again_when_the_limit_changes() {
-        let dir = std::env::temp_dir().join(format!("clawnet-qpsg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("q.db");
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("q.db");
         let c = open_conn(&path, Sync::Normal).expect("open");
         c.execute_batch(
             "CREATE TABLE t (k TEXT, v INTEGER); CREATE INDEX t_k ON t (k, v);
@@ -1341,14 +1338,6 @@ mod tests {
                 .count();
             assert_eq!(n, limit.min(3) as usize);
         }
-        let s = c.prepare_cached(sql).expect("prepare");
-        assert_eq!(
-            s.get_status(rusqlite::StatementStatus::RePrepare),
-            0,
-            "the statement was parsed again for a new LIMIT"
-        );
-        drop(s);
-        drop(c);
-        let _ = std::fs::remove_dir_all(&dir);
+        assert_not_prepared_again(&c, sql);
     }
 }

@@ -251,9 +251,6 @@ pub(crate) fn count(c: &Connection, target: &str, states: &[&str]) -> Result<u64
 mod tests {
     use super::*;
 
-    /// Regression: the task lookups must stay index searches on the partial
-    /// indexes of migration 0006 with the connection's settings (QPSG on),
-    /// and must not be parsed again for new bound values.
     /// Inserts run without a savepoint: a refused one (its id is taken)
     /// must not take the writer's batch, and the tasks committed with it,
     /// down with it.
@@ -296,11 +293,13 @@ mod tests {
         assert_eq!(stored, 40, "39 new tasks and the first `dup`");
     }
 
+    /// Regression: the task lookups must stay index searches on the partial
+    /// indexes of migration 0006 with the connection's settings (QPSG on),
+    /// and must not be parsed again for new bound values.
     #[test]
     fn task_lookups_use_the_active_indexes_and_stay_prepared() {
-        let dir = std::env::temp_dir().join(format!("clawnet-plans-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("plans.db");
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("plans.db");
         let store =
             crate::sqlite::SqliteStore::open(&path, crate::sqlite::Sync::Normal).expect("open");
         drop(store);
@@ -336,14 +335,6 @@ mod tests {
                 .expect("query");
             assert!(found.is_none());
         }
-        let s = c.prepare_cached(ACTIVE_KEY).expect("prepare");
-        assert_eq!(
-            s.get_status(rusqlite::StatementStatus::RePrepare),
-            0,
-            "the dedupe lookup was parsed again for a new key"
-        );
-        drop(s);
-        drop(c);
-        let _ = std::fs::remove_dir_all(&dir);
+        crate::sqlite::tests::assert_not_prepared_again(&c, ACTIVE_KEY);
     }
 }
