@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the BullMQ peer benchmark (Redis AOF everysec by default) and `clawnet bench tasks`
+# Run the BullMQ peer benchmark (Redis AOF everysec by default), BullMQ end to end
+# (bench/bullmq-e2e: producer and worker at once, closed loop) and `clawnet bench tasks`
 # with the same repetitions, windows, worker concurrencies and open-loop rate, then print a
 # side-by-side table of the medians.
 #
@@ -49,6 +50,13 @@ if [ "${SKIP_PEER:-0}" != 1 ]; then
       LIVE_CONCURRENCY=$LIVE_CONCURRENCY ADD_CONCURRENCY=$ADD_CONCURRENCY \
       MULTI_WORKERS=${MULTI_WORKERS:-1} node bullmq/run.js) 2>&1 | tee "$OUT/logs/bullmq-run-$STAMP.log"
   peer_keep bullmq
+  # BullMQ end to end (producer and worker at once): not in the peer suite, so ours.
+  wait_quiet
+  echo "== BullMQ end to end, closed loop (node bench/bullmq-e2e/run.js)" >&2
+  PEERS_DIR=$PEERS_DIR REPS=$REPS DURATION_MS=$DURATION_MS WARMUP_MS=$WARMUP_MS MODE=${MODES##*,} \
+      CONCURRENCIES=$CONCURRENCIES WORKERS=$WORKERS OUT="$OUT/bullmq-e2e-$STAMP.json" \
+      node "$ROOT/bench/bullmq-e2e/run.js" 2>&1 | tee "$OUT/logs/bullmq-e2e-run-$STAMP.log"
+  cp "$OUT/bullmq-e2e-$STAMP.json" "$OUT/bullmq-e2e-latest.json"
 fi
 
 # --- clawnet -----------------------------------------------------------------
@@ -70,5 +78,6 @@ fi
 # --- table -------------------------------------------------------------------
 MODE=${MODES##*,}   # the last mode run (aof by default)
 python3 "$ROOT/bench/tasks_compare.py" "$OUT/bullmq-latest.json" "$OUT/clawnet-tasks-latest.json" "$MODE" \
+  "$OUT/bullmq-e2e-latest.json" \
   | tee "$OUT/tasks-compare-$STAMP.md"
 table_latest tasks-compare

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Side-by-side table of BullMQ on Redis and `clawnet bench tasks`.
 
-Usage: tasks_compare.py BULLMQ_JSON CLAWNET_TASKS_JSON [MODE]
+Usage: tasks_compare.py BULLMQ_JSON CLAWNET_TASKS_JSON [MODE [BULLMQ_E2E_JSON]]
 
 BULLMQ_JSON is ../shared/bench/peers/results/bullmq-latest.json (written by bullmq/run.js;
 per-repetition data under "reps", each with "mode" = "volatile" or "aof"). MODE (default
@@ -12,6 +12,9 @@ processes x 50), "latency" (open loop at RATE jobs/s, worker concurrency 10:
 CLAWNET_TASKS_JSON is the document printed by `clawnet bench tasks` (per backend,
 per-repetition data under backends.<backend>.reps.<scenario>: "closed_c<C>", "drain_c<C>",
 "open_<rate>").
+BULLMQ_E2E_JSON (optional) is written by bench/bullmq-e2e/run.js: BullMQ end to end, a
+producer keeping jobs in flight while the worker runs ("reps", each with "closed_c<C>":
+"completedPerSec"), the counterpart of clawnet's closed loop.
 Medians are taken here over the repetitions of each file, the same way for both.
 """
 import json
@@ -42,11 +45,17 @@ def conc_keys(keys, prefix):
 
 
 def main():
-    if len(sys.argv) not in (3, 4):
+    if len(sys.argv) not in (3, 4, 5):
         sys.exit(__doc__)
     bq = json.load(open(sys.argv[1]))
     cn = json.load(open(sys.argv[2]))
-    mode = sys.argv[3] if len(sys.argv) == 4 else "aof"
+    mode = sys.argv[3] if len(sys.argv) >= 4 else "aof"
+    e2e_reps = []
+    if len(sys.argv) == 5:
+        try:
+            e2e_reps = [r for r in json.load(open(sys.argv[4])).get("reps", []) if r.get("mode") == mode]
+        except FileNotFoundError:
+            pass
     breps = [r for r in bq.get("reps", []) if r.get("mode") == mode]
     if not breps:
         sys.exit(f"{sys.argv[1]}: no repetition with mode '{mode}'")
@@ -121,33 +130,43 @@ def main():
             f"{label} c={c} " + ", ".join(fmt(get(r, "completed_per_sec")) for r in cn_reps(b, f"drain_c{c}"))
             for b, label in present for c in cconcs) + ".\n")
 
-    # --- end to end: clawnet only (BullMQ's figure is the drain at c=50) -------
+    # --- end to end: dispatching while processing --------------------------------
+    def e2e_sec(c):
+        return [r[f"closed_c{c}"] for r in e2e_reps if isinstance(r.get(f"closed_c{c}"), dict)]
+
     econcs = sorted({c for b, _ in present for c in conc_keys(backends[b].get("reps", {}).keys(), "closed")})
     if econcs:
         w(f"## End to end: dispatch -> worker -> result -> succeeded, dispatching while processing "
-          f"(clawnet only; ratio vs BullMQ's drain at concurrency {REF_CONC}: {fmt(ref)} jobs/s)\n")
-        w("| metric | " + " | ".join(f"clawnet {label} | x BullMQ c={REF_CONC}" for _, label in present) + " |")
-        w("|---|" + "---:|---:|" * len(present))
+          f"(BullMQ: bench/bullmq-e2e, a producer keeping the same number of jobs in flight, completions "
+          f"learnt from QueueEvents; x BullMQ at the same concurrency, and x BullMQ's drain at "
+          f"concurrency {REF_CONC}: {fmt(ref)} jobs/s)\n")
+        w("| metric | BullMQ | " + " | ".join(f"clawnet {label} | x BullMQ | x BullMQ drain c={REF_CONC}"
+                                           for _, label in present) + " |")
+        w("|---|---:|" + "---:|---:|---:|" * len(present))
 
-        def erow(metric, scen, path, scale=1.0, with_ratio=False):
-            cells = [metric]
+        def erow(metric, bval, scen, path, scale=1.0, with_ratio=False):
+            cells = [metric, fmt(bval)]
             for b, _ in present:
                 v = med(cn_reps(b, scen), path, scale)
-                cells += [fmt(v), ratio(v, ref) if with_ratio else ""]
+                cells += [fmt(v), ratio(v, bval) if with_ratio else "", ratio(v, ref) if with_ratio else ""]
             w("| " + " | ".join(cells) + " |")
 
         for c in econcs:
             s = f"closed_c{c}"
+            be = e2e_sec(c)
             infl = next((get(r, "inflight") for b, _ in present for r in cn_reps(b, s)), None)
             erow(f"**concurrency {c} ({c * (cfg.get('workers') or 0)} slots, {fmt(infl)} tasks in flight): "
-                 f"succeeded tasks/s**", s, "completed_per_sec", with_ratio=True)
-            erow(f"c={c}: dispatch->start p50, ms (under saturation: mostly queueing)", s, "dispatch_to_start_ms.p50")
-            erow(f"c={c}: dispatch->start p99, ms", s, "dispatch_to_start_ms.p99")
-            erow(f"c={c}: hub CPU, % of 1 core", s, "usage.hub_cpu_pct")
-            erow(f"c={c}: load generator CPU, % of 1 core", s, "usage.loadgen_cpu_pct")
-            erow(f"c={c}: hub peak RSS, MiB", s, "usage.hub_peak_rss_kib", scale=1 / 1024)
-            erow(f"c={c}: dispatch errors", s, "dispatch_errors")
-            erow(f"c={c}: result errors", s, "result_errors")
+                 f"succeeded tasks/s**", med(be, "completedPerSec"), s, "completed_per_sec", with_ratio=True)
+            erow(f"c={c}: dispatch->completed event at the dispatcher p50, ms", med(be, "dispatchToCompletedEventMs.p50"),
+                 s, "dispatch_to_completed_event_ms.p50")
+            erow(f"c={c}: dispatch->start p99, ms (clawnet)", None, s, "dispatch_to_start_ms.p99")
+            erow(f"c={c}: server CPU, % of 1 core (redis / hub)", med(be, "redisCpuPct"), s, "usage.hub_cpu_pct")
+            erow(f"c={c}: load generator CPU, % of 1 core (BullMQ producer + worker / clawnet)",
+                 (med(be, "producerCpuPct") or 0) + (med(be, "workerCpuPct") or 0) if be else None,
+                 s, "usage.loadgen_cpu_pct")
+            erow(f"c={c}: hub peak RSS, MiB", None, s, "usage.hub_peak_rss_kib", scale=1 / 1024)
+            erow(f"c={c}: dispatch errors (BullMQ: add errors)", med(be, "addErrors"), s, "dispatch_errors")
+            erow(f"c={c}: result errors", None, s, "result_errors")
         w("")
 
     # --- latency at a fixed rate ----------------------------------------------
@@ -227,7 +246,7 @@ def main():
         for b, label in present:
             if b == "memory":
                 continue
-            for scen_prefix, what in [("closed", "end to end"), ("drain", "drain")]:
+            for scen_prefix, what, peer in [("closed", "end to end", e2e_sec), ("drain", "drain", None)]:
                 best = None
                 for c in conc_keys(backends[b].get("reps", {}).keys(), scen_prefix):
                     v = med(cn_reps(b, f"{scen_prefix}_c{c}"), "completed_per_sec")
@@ -237,8 +256,15 @@ def main():
                     continue
                 c, v = best
                 ok = v >= THROUGHPUT_TARGET * ref
-                w(f"* {label} {what}, best concurrency ({c}): {fmt(v)} tasks/s vs BullMQ c={REF_CONC} "
+                w(f"* {label} {what}, best concurrency ({c}): {fmt(v)} tasks/s vs BullMQ's drain c={REF_CONC} "
                   f"{fmt(ref)} ({ratio(v, ref)}), target >= {THROUGHPUT_TARGET:g}x: **{'met' if ok else 'NOT met'}**")
+                pconcs = conc_keys({k for r in e2e_reps for k in r}, "closed") if peer else []
+                pbest = max((med(peer(pc), "completedPerSec") or 0 for pc in pconcs), default=0)
+                if pbest:
+                    ok = v >= THROUGHPUT_TARGET * pbest
+                    w(f"* {label} {what}, best concurrency ({c}): {fmt(v)} tasks/s vs BullMQ end to end, best "
+                      f"concurrency, {fmt(pbest)} ({ratio(v, pbest)}), target >= {THROUGHPUT_TARGET:g}x: "
+                      f"**{'met' if ok else 'NOT met'}**")
     for k in okeys:
         r = int(k.split("_")[1])
         for b, label in present:
