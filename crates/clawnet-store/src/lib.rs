@@ -8,6 +8,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_claims;
 mod sqlite_tasks;
 pub mod testing;
 
