@@ -772,7 +772,7 @@ impl Hub {
         next.task.updated_at = now;
         next.lease_id = Some(lease_id.clone());
         next.lease_until = Some(now + self.inner.cfg.tasks.lease_ms);
-        match self.inner.store.claim_task(next).await {
+        match self.inner.store.update_task(next).await {
             Ok(Some(t)) => {
                 w.leases.lock().insert(
                     t.task.task_id.clone(),

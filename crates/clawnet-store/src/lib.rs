@@ -8,7 +8,6 @@
 
 pub mod postgres;
 pub mod sqlite;
-mod sqlite_claims;
 mod sqlite_tasks;
 pub mod testing;
 

@@ -22,7 +22,6 @@ use clawnet_core::store::{
     RoomRecord, Store, TaskCount, TaskFilter, TaskInsert, TaskRecord, TokenRecord,
 };
 
-use crate::sqlite_claims::{Unwritten, WRITE_AFTER};
 use crate::sqlite_tasks as tasks;
 use clawnet_proto::{Envelope, Role, RoomKind, TaskState};
 use parking_lot::Mutex;
@@ -105,19 +104,13 @@ pub struct WriterState {
     dedupe: DedupeWindow<i64>,
     /// Messages appended (and committed or not) since `msg_index` last caught up.
     unindexed: usize,
-    /// Task claims not yet written, as of the current transaction.
-    claims: Unwritten,
-    /// The readers' copy of `claims`, as of the last commit.
-    published: Arc<Mutex<Unwritten>>,
 }
 
 impl WriterState {
-    /// Forget what a rolled-back transaction did: cached `seq`s may be
-    /// ahead of the file, and claims taken or written in it undone.
+    /// Forget cached `seq`s (after a rollback they may be ahead of the file).
     fn reset(&mut self) {
         self.seqs.clear();
         self.next_id = None;
-        self.claims = self.published.lock().clone();
     }
 }
 
@@ -131,12 +124,6 @@ pub struct SqliteStore {
     /// statement preparation: a fifth of the hub's CPU under task load).
     read_permits: Arc<tokio::sync::Semaphore>,
     stop: Arc<AtomicBool>,
-    /// Task claims the writer holds in memory, as of its last commit
-    /// (see `sqlite_claims.rs`); every task read overlays them.
-    claims: Arc<Mutex<Unwritten>>,
-    /// Dropped with the store: wakes the thread that writes old claims, so
-    /// it ends.
-    _claims_timer: std::sync::mpsc::Sender<()>,
 }
 
 /// Held by the writer for each transaction, and by the checkpoint thread for
@@ -146,68 +133,6 @@ type Gate = Arc<Mutex<()>>;
 impl Drop for SqliteStore {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        // A clean close writes the claims it holds, and waits for that, so
-        // a store opened next on the file sees them.
-        if self.claims.lock().is_empty() {
-            return;
-        }
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let job = Job {
-            run: write_claims_job(None, Some(done_tx)),
-            isolated: false,
-        };
-        if self.writer.try_send(job).is_ok() {
-            let _ = done_rx.recv_timeout(Duration::from_secs(5));
-        }
-    }
-}
-
-/// A writer job that writes the claims accepted before `cutoff` (all with
-/// `None`) and, after the commit, removes them from the readers' copy and
-/// signals `done`.
-fn write_claims_job(cutoff: Option<std::time::Instant>, done: Option<std::sync::mpsc::Sender<()>>) -> Run {
-    Box::new(move |c, st| {
-        let ids = match tasks::write_claims(c, &mut st.claims, cutoff) {
-            Ok(ids) => ids,
-            Err(e) => {
-                tracing::warn!(error = %e, "SQLite: cannot write task claims");
-                return None;
-            }
-        };
-        let published = st.published.clone();
-        Some(Box::new(move || {
-            let mut p = published.lock();
-            for id in &ids {
-                p.remove(id);
-            }
-            drop(p);
-            if let Some(d) = done {
-                let _ = d.send(());
-            }
-        }))
-    })
-}
-
-/// Hand the writer a job every quarter of [`WRITE_AFTER`] that writes the
-/// claims older than that, until `wake` is dropped (with the store).
-fn claims_timer(
-    writer: mpsc::Sender<Job>,
-    published: Arc<Mutex<Unwritten>>,
-    wake: std::sync::mpsc::Receiver<()>,
-) {
-    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wake.recv_timeout(WRITE_AFTER / 4) {
-        if published.lock().is_empty() {
-            continue;
-        }
-        let cutoff = std::time::Instant::now().checked_sub(WRITE_AFTER);
-        let Some(cutoff) = cutoff else { continue };
-        let job = Job {
-            run: write_claims_job(Some(cutoff), None),
-            isolated: false,
-        };
-        if writer.blocking_send(job).is_err() {
-            return;
-        }
     }
 }
 
@@ -291,10 +216,8 @@ impl SqliteStore {
         for _ in 0..READERS {
             readers.push(open_conn(&path, sync).map_err(unavailable)?);
         }
-        let claims = Arc::new(Mutex::new(Unwritten::default()));
         let state = WriterState {
             dedupe: rebuild_dedupe(&w).map_err(unavailable)?,
-            published: claims.clone(),
             ..Default::default()
         };
         let (tx, rx) = mpsc::channel::<Job>(QUEUE);
@@ -302,22 +225,12 @@ impl SqliteStore {
             .name("clawnet-sqlite-writer".into())
             .spawn(move || writer_loop(w, rx, state, gate))
             .map_err(unavailable)?;
-        let (wake_tx, wake_rx) = std::sync::mpsc::channel();
-        {
-            let (tx, claims) = (tx.clone(), claims.clone());
-            std::thread::Builder::new()
-                .name("clawnet-sqlite-claims".into())
-                .spawn(move || claims_timer(tx, claims, wake_rx))
-                .map_err(unavailable)?;
-        }
         Ok(Self {
             path,
             writer: tx,
             readers: Arc::new(Mutex::new(readers)),
             read_permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
             stop,
-            claims,
-            _claims_timer: wake_tx,
         })
     }
 
@@ -343,24 +256,9 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection, &mut WriterState) -> Result<T> + Send + 'static,
     {
-        self.submit_then(isolated, move |c, st| f(c, st).map(|v| (v, None)))
-            .await
-    }
-
-    /// Like [`Self::submit`]; `f` may also return work to do once its batch
-    /// committed, before its caller is answered (publish what the commit
-    /// made true).
-    async fn submit_then<T, F>(&self, isolated: bool, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection, &mut WriterState) -> Result<(T, Option<Done>)> + Send + 'static,
-    {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let run: Run = Box::new(move |c, st| match f(c, st) {
-            Ok((v, after)) => Some(Box::new(move || {
-                if let Some(after) = after {
-                    after();
-                }
+            Ok(v) => Some(Box::new(move || {
                 let _ = tx.send(Ok(v));
             })),
             Err(e) => {
@@ -374,6 +272,19 @@ impl SqliteStore {
             .map_err(|_| unavailable("the SQLite writer stopped"))?;
         rx.await
             .map_err(|_| unavailable("the write was not committed"))?
+    }
+
+    /// Run the read `f` on the writer, inside its current batch: it sees
+    /// every write before it, its answer leaves after the batch commits,
+    /// and its failure fails only itself (never the batch).
+    async fn read_on_writer<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        // The read's own error is the inner one: an outer error would roll
+        // back the batch it ran in.
+        self.submit(false, move |c, _| Ok(f(c))).await?
     }
 
     /// Run `f` on a reader connection.
@@ -594,16 +505,6 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, mut state: WriterS
             }
         }
     }
-}
-
-/// The publish step of a transition of a task with an unwritten claim:
-/// after the commit, the readers' copy forgets the claim `id`.
-fn unpublish(st: &WriterState, id: Option<String>) -> Option<Done> {
-    let id = id?;
-    let published = st.published.clone();
-    Some(Box::new(move || {
-        published.lock().remove(&id);
-    }))
 }
 
 fn role_str(r: Role) -> &'static str {
@@ -1352,9 +1253,6 @@ impl Store for SqliteStore {
     }
 
     async fn get_task(&self, task_id: &str) -> Result<Option<TaskRecord>> {
-        if let Some(c) = self.claims.lock().get(task_id) {
-            return Ok(Some(c.rec.clone()));
-        }
         let id = task_id.to_owned();
         self.read(move |c| tasks::get(c, &id)).await
     }
@@ -1363,46 +1261,11 @@ impl Store for SqliteStore {
         // Without a savepoint: a lost compare-and-set changes no row and is
         // not an error (see `Job::isolated`).
         let (t, doc) = tasks::next_version(t)?;
-        self.submit_then(false, move |c, st| {
-            let (t, written) = tasks::update(c, &mut st.claims, t, doc)?;
-            Ok((t, unpublish(st, written)))
-        })
-        .await
-    }
-
-    async fn claim_task(&self, t: TaskRecord) -> Result<Option<TaskRecord>> {
-        let mut t = t;
-        t.version += 1;
-        self.submit_then(false, move |c, st| {
-            Ok(match tasks::claim(c, &mut st.claims, t)? {
-                tasks::Claimed::Held(claim) => {
-                    let (rec, published) = (claim.rec.clone(), st.published.clone());
-                    let publish: Done = Box::new(move || published.lock().insert(claim));
-                    (Some(rec), Some(publish))
-                }
-                tasks::Claimed::Written(t, written) => (t, unpublish(st, written)),
-            })
-        })
-        .await
+        self.submit(false, move |c, _| tasks::update(c, t, doc))
+            .await
     }
 
     async fn list_tasks(&self, f: TaskFilter) -> Result<Vec<TaskRecord>> {
-        // A list filters and pages in SQL, so the claims are written first
-        // rather than overlaid (lists are for people, not the task path).
-        if !self.claims.lock().is_empty() {
-            self.submit_then(false, |c, st| {
-                let ids = tasks::write_claims(c, &mut st.claims, None)?;
-                let published = st.published.clone();
-                let after: Done = Box::new(move || {
-                    let mut p = published.lock();
-                    for id in &ids {
-                        p.remove(id);
-                    }
-                });
-                Ok(((), Some(after)))
-            })
-            .await?;
-        }
         self.read(move |c| tasks::list(c, &f)).await
     }
 
@@ -1419,60 +1282,23 @@ impl Store for SqliteStore {
         // per task end to end fell from about 130 to about 105 µs.
         let target = target.map(str::to_owned);
         let rows = self
-            .submit(false, move |c, st| {
-                Ok(tasks::due(c, target.as_deref(), now, limit, &st.claims))
-            })
-            .await??;
+            .read_on_writer(move |c| tasks::due(c, target.as_deref(), now, limit))
+            .await?;
         tasks::decode_all(rows)
     }
 
     async fn expired_leases(&self, now: u64, limit: usize) -> Result<Vec<TaskRecord>> {
-        let mut out = self.read(move |c| tasks::expired(c, now, limit)).await?;
-        let held = self.claims.lock().expired(now);
-        if !held.is_empty() {
-            out.extend(held);
-            out.sort_by_key(|t| t.lease_until);
-            out.truncate(limit);
-        }
-        Ok(out)
+        self.read(move |c| tasks::expired(c, now, limit)).await
     }
 
     async fn count_tasks(&self, target: &str, states: &[TaskState]) -> Result<u64> {
-        let owned = target.to_owned();
-        let names: Vec<&'static str> = states.iter().map(|s| s.as_str()).collect();
-        let stored = self.read(move |c| tasks::count(c, &owned, &names)).await?;
-        // The read and the overlay are not one snapshot: while a claim is
-        // being written the count can be one off, which the pending limit
-        // (the caller on the hot path) tolerates.
-        let delta = self.claims.lock().count_delta(target, states);
-        Ok(stored.saturating_add_signed(delta))
+        let target = target.to_owned();
+        let states: Vec<&'static str> = states.iter().map(|s| s.as_str()).collect();
+        self.read(move |c| tasks::count(c, &target, &states)).await
     }
 
     async fn task_counts(&self) -> Result<Vec<TaskCount>> {
-        let mut counts = self.read(tasks::counts).await?;
-        let claims = self.claims.lock().clone();
-        for (target, queued, delayed) in claims.per_target() {
-            for (state, delta) in [
-                (TaskState::Queued, -(queued as i64)),
-                (TaskState::Delayed, -(delayed as i64)),
-                (TaskState::Running, (queued + delayed) as i64),
-            ] {
-                match counts
-                    .iter_mut()
-                    .find(|c| c.target == target && c.state == state)
-                {
-                    Some(c) => c.count = c.count.saturating_add_signed(delta),
-                    None if delta > 0 => counts.push(TaskCount {
-                        target: target.to_owned(),
-                        state,
-                        count: delta as u64,
-                    }),
-                    None => {}
-                }
-            }
-        }
-        counts.retain(|c| c.count > 0);
-        Ok(counts)
+        self.read(tasks::counts).await
     }
 }
 

@@ -1,14 +1,10 @@
 //! The task half of the SQLite store: statements over the `tasks` table
 //! (migration 0004), run by `sqlite.rs` on its writer or reader connections.
 
-use std::time::Instant;
-
 use clawnet_core::error::{Error, Result};
 use clawnet_core::store::{TaskCount, TaskFilter, TaskInsert, TaskRecord};
 use clawnet_proto::TaskState;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-
-use crate::sqlite_claims::{Claim, Unwritten};
 
 fn db<T>(r: rusqlite::Result<T>) -> Result<T> {
     r.map_err(Error::unavailable)
@@ -115,9 +111,9 @@ pub(crate) fn insert(c: &Connection, t: TaskRecord, doc: String) -> Result<Resul
     }
 }
 
-/// Write `t` over the row stored at version `from`; false if the row is not
-/// at that version.
-fn write_row(c: &Connection, t: &TaskRecord, doc: &str, from: u64) -> Result<bool> {
+/// See `Store::update_task`; `t` and `doc` come from [`next_version`].
+pub(crate) fn update(c: &Connection, t: TaskRecord, doc: String) -> Result<Option<TaskRecord>> {
+    let from = t.version - 1;
     let n = db(c
         .prepare_cached(
             "UPDATE tasks SET state = ?1, priority = ?2, run_at = ?3, lease_until = ?4, \
@@ -136,89 +132,7 @@ fn write_row(c: &Connection, t: &TaskRecord, doc: &str, from: u64) -> Result<boo
                 from as i64,
             ])
         }))?;
-    Ok(n == 1)
-}
-
-/// See `Store::update_task`; `t` and `doc` come from [`next_version`].
-/// A task with an unwritten claim is compared with the claim and written
-/// over the row the claim left unchanged; the claim is then gone from
-/// `claims`, and its id is returned for the readers' copy.
-pub(crate) fn update(
-    c: &Connection,
-    claims: &mut Unwritten,
-    t: TaskRecord,
-    doc: String,
-) -> Result<(Option<TaskRecord>, Option<String>)> {
-    let from = t.version - 1;
-    let Some(claim) = claims.get(&t.task.task_id) else {
-        return Ok((write_row(c, &t, &doc, from)?.then_some(t), None));
-    };
-    if claim.rec.version != from || !write_row(c, &t, &doc, claim.stored_version())? {
-        return Ok((None, None));
-    }
-    claims.remove(&t.task.task_id);
-    let id = t.task.task_id.clone();
-    Ok((Some(t), Some(id)))
-}
-
-/// What became of a claim (see `Store::claim_task`).
-pub(crate) enum Claimed {
-    /// Accepted and held in memory: the writer's `claims` has it, the
-    /// readers' copy must get it once the batch commits.
-    Held(Claim),
-    /// Not a claim of a waiting task: written as any update.
-    Written(Option<TaskRecord>, Option<String>),
-}
-
-/// See `Store::claim_task`; `t` is at the next version (see
-/// [`next_version`]). A `queued` or `delayed` task at the version the
-/// claim was made from is claimed in memory; anything else is an update.
-pub(crate) fn claim(c: &Connection, claims: &mut Unwritten, t: TaskRecord) -> Result<Claimed> {
-    let from = t.version - 1;
-    if t.task.state == TaskState::Running && !claims.contains(&t.task.task_id) {
-        let stored: Option<(i64, String)> = db(c
-            .prepare_cached("SELECT version, state FROM tasks WHERE task_id = ?1")
-            .and_then(|mut s| {
-                s.query_row(params![t.task.task_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
-            }))?;
-        let waiting = match stored {
-            None => return Ok(Claimed::Written(None, None)),
-            Some((v, _)) if v as u64 != from => return Ok(Claimed::Written(None, None)),
-            Some((_, state)) => TaskState::parse(&state)
-                .filter(|s| matches!(s, TaskState::Queued | TaskState::Delayed)),
-        };
-        if let Some(stored_state) = waiting {
-            let held = Claim {
-                rec: t,
-                stored_state,
-                since: Instant::now(),
-            };
-            claims.insert(held.clone());
-            return Ok(Claimed::Held(held));
-        }
-    }
-    let doc = encode(&t)?;
-    let (t, id) = update(c, claims, t, doc)?;
-    Ok(Claimed::Written(t, id))
-}
-
-/// Write the claims accepted before `cutoff` (every claim with `None`);
-/// returns their ids, for the readers' copy.
-pub(crate) fn write_claims(
-    c: &Connection,
-    claims: &mut Unwritten,
-    cutoff: Option<Instant>,
-) -> Result<Vec<String>> {
-    let ids = claims.older_than(cutoff);
-    for id in &ids {
-        if let Some(claim) = claims.remove(id) {
-            // A row that moved on (only another program writing the file
-            // could do that) keeps what it has.
-            write_row(c, &claim.rec, &encode(&claim.rec)?, claim.stored_version())?;
-        }
-    }
-    Ok(ids)
+    Ok((n == 1).then_some(t))
 }
 
 /// See `Store::get_task`.
@@ -256,51 +170,44 @@ pub(crate) fn list(c: &Connection, f: &TaskFilter) -> Result<Vec<TaskRecord>> {
     decode_all(rows)
 }
 
-/// See `Store::due_tasks`: the stored rows, for [`decode_all`], without
-/// the tasks `claims` holds (the file still has them waiting).
+/// See `Store::due_tasks`: the stored rows, for [`decode_all`].
 pub(crate) fn due(
     c: &Connection,
     target: Option<&str>,
     now: u64,
     limit: usize,
-    claims: &Unwritten,
 ) -> Result<Vec<(String, i64)>> {
-    // Claimed tasks are the oldest waiting ones, so they come first: read
-    // past them.
-    let read = (limit + claims.count(target)) as i64;
-    type DueRow = (i64, i64, String, String, i64);
-    let map = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?));
-    let mut rows: Vec<DueRow> = match target {
-        None => db(c
-            .prepare_cached(
-                "SELECT priority, run_at, task_id, doc, version FROM tasks \
+    let Some(target) = target else {
+        let rows = db(c
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM tasks \
                  WHERE state = 'queued' OR (state = 'delayed' AND run_at <= ?1) \
-                 ORDER BY priority DESC, run_at, task_id LIMIT ?2",
-            )
-            .and_then(|mut s| s.query_map(params![now as i64, read], map)?.collect()))?,
-        Some(target) => {
-            // Per target, each state is one range of its own index already
-            // in the wanted order, read with a LIMIT each and merged here.
-            // One statement with OR scanned and sorted the whole queue on
-            // every claim; a compound SELECT was prepared again on every
-            // call.
-            let mut rows: Vec<DueRow> = Vec::with_capacity(limit * 2);
-            for (sql, bound_now) in [(DUE_QUEUED, false), (DUE_DELAYED, true)] {
-                let part: Vec<DueRow> = db(c.prepare_cached(sql).and_then(|mut s| {
-                    if bound_now {
-                        s.query_map(params![target, read, now as i64], map)?
-                            .collect()
-                    } else {
-                        s.query_map(params![target, read], map)?.collect()
-                    }
-                }))?;
-                rows.extend(part);
-            }
-            rows
-        }
+                 ORDER BY priority DESC, run_at, task_id LIMIT ?2"
+            ))
+            .and_then(|mut s| {
+                s.query_map(params![now as i64, limit as i64], record)?
+                    .collect()
+            }))?;
+        return Ok(rows);
     };
-    if !claims.is_empty() {
-        rows.retain(|r| !claims.contains(&r.2));
+    // Per target, each state is one range of its own index already in the
+    // wanted order, read with a LIMIT each and merged here. One statement
+    // with OR scanned and sorted the whole queue on every claim; a compound
+    // SELECT was prepared again on every call.
+    let mut rows: Vec<(i64, i64, String, String, i64)> = Vec::with_capacity(limit * 2);
+    for (sql, bound_now) in [(DUE_QUEUED, false), (DUE_DELAYED, true)] {
+        let map =
+            |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?));
+        let part: Vec<(i64, i64, String, String, i64)> =
+            db(c.prepare_cached(sql).and_then(|mut s| {
+                if bound_now {
+                    s.query_map(params![target, limit as i64, now as i64], map)?
+                        .collect()
+                } else {
+                    s.query_map(params![target, limit as i64], map)?.collect()
+                }
+            }))?;
+        rows.extend(part);
     }
     rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     rows.truncate(limit);

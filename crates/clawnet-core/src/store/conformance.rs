@@ -96,7 +96,6 @@ where
     room_deletion(make().await).await;
     tasks_insert_and_dedupe(make().await).await;
     tasks_compare_and_set(make().await).await;
-    task_claims_read_as_running(make().await).await;
     tasks_due_leases_and_counts(make().await).await;
     concurrent_task_dedupe_stores_one(make().await).await;
 }
@@ -280,115 +279,6 @@ pub async fn tasks_compare_and_set(s: Arc<dyn Store>) {
     let mut unknown = task("zz", "w", TaskState::Queued, 1, None);
     unknown.version = 0;
     assert_eq!(s.update_task(unknown).await.expect("update"), None);
-}
-
-/// Tasks: a claim (which a store may hold in memory before writing it) is
-/// a compare-and-set like any update, and every read sees it at once: the
-/// task, counts, due queue, lists and expired leases.
-pub async fn task_claims_read_as_running(s: Arc<dyn Store>) {
-    let queued = stored(
-        s.insert_task(task("k1", "w", TaskState::Queued, 1000, None))
-            .await
-            .expect("insert"),
-    );
-    let delayed = stored(
-        s.insert_task(task("k2", "w", TaskState::Delayed, 900, None))
-            .await
-            .expect("insert"),
-    );
-    stored(
-        s.insert_task(task("k3", "w", TaskState::Queued, 1100, None))
-            .await
-            .expect("insert"),
-    );
-    let claim = |rec: &TaskRecord, lease: &str, until: u64| {
-        let mut next = rec.clone();
-        next.task.state = TaskState::Running;
-        next.task.attempts += 1;
-        next.task.started_at = Some(1200);
-        next.lease_id = Some(lease.into());
-        next.lease_until = Some(until);
-        next
-    };
-    let k1 = s
-        .claim_task(claim(&queued, "L1", 5000))
-        .await
-        .expect("claim")
-        .expect("applied from version 0");
-    assert_eq!(k1.version, 1);
-    assert_eq!(k1.task.state, TaskState::Running);
-    let k2 = s
-        .claim_task(claim(&delayed, "L2", 1500))
-        .await
-        .expect("claim")
-        .expect("a due delayed task is claimed too");
-    // A second claim (another node, a late claimer) made from the same
-    // version loses, and so does any other change made from it.
-    assert_eq!(
-        s.claim_task(claim(&queued, "L9", 5000))
-            .await
-            .expect("claim"),
-        None
-    );
-    let mut cancel = queued.clone();
-    cancel.task.state = TaskState::Cancelled;
-    assert_eq!(s.update_task(cancel).await.expect("update"), None);
-    assert_eq!(s.get_task("k1").await.expect("get"), Some(k1.clone()));
-    let due = s.due_tasks(Some("w"), 2000, 10).await.expect("due");
-    let ids: Vec<_> = due.iter().map(|t| t.task.task_id.as_str()).collect();
-    assert_eq!(ids, ["k3"], "claimed tasks are not due");
-    let due = s.due_tasks(None, 2000, 1).await.expect("due all");
-    assert_eq!(due.len(), 1, "the limit counts unclaimed tasks only");
-    assert_eq!(due[0].task.task_id, "k3");
-    assert_eq!(
-        s.count_tasks("w", &[TaskState::Queued, TaskState::Delayed])
-            .await
-            .expect("count"),
-        1
-    );
-    assert_eq!(
-        s.count_tasks("w", &[TaskState::Running])
-            .await
-            .expect("count"),
-        2
-    );
-    let mut counts: Vec<_> = s
-        .task_counts()
-        .await
-        .expect("counts")
-        .into_iter()
-        .map(|c| (c.state.as_str(), c.count))
-        .collect();
-    counts.sort();
-    assert_eq!(counts, [("queued", 1), ("running", 2)]);
-    let expired = s.expired_leases(2000, 10).await.expect("expired");
-    assert_eq!(expired, [k2.clone()], "k2's lease ran out at 1500, k1's runs to 5000");
-    let running = s
-        .list_tasks(TaskFilter {
-            state: Some(TaskState::Running),
-            target: None,
-            involving: None,
-            after: None,
-            limit: 10,
-        })
-        .await
-        .expect("list");
-    assert_eq!(running, [k1.clone(), k2]);
-    // The result is made from the claim's version.
-    let mut done = k1.clone();
-    done.task.state = TaskState::Succeeded;
-    done.lease_id = None;
-    done.lease_until = None;
-    let done = s.update_task(done).await.expect("update").expect("applied");
-    assert_eq!(done.version, 2);
-    assert_eq!(s.get_task("k1").await.expect("get"), Some(done));
-    let mut late = k1;
-    late.task.state = TaskState::Failed;
-    assert_eq!(
-        s.update_task(late).await.expect("update"),
-        None,
-        "a second result of the same lease is refused"
-    );
 }
 
 /// Tasks: due order (priority, run_at, id), delayed only once due, expired

@@ -393,18 +393,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// stored copy gets `version + 1` and is returned. `None` if the version
     /// moved on (someone else changed it first) or the task is unknown.
     async fn update_task(&self, task: TaskRecord) -> Result<Option<TaskRecord>>;
-    /// Claim a task: `task` is a `queued` or `delayed` task moved to
-    /// `running` under a lease, applied exactly as [`Store::update_task`]
-    /// (same compare-and-set, same answer). A store with one writer may keep
-    /// the claim in memory and write it with the task's next transition or
-    /// a little later; every read of the store sees it at once all the same.
-    /// Such a store loses an unwritten claim in a crash: the task is then
-    /// back as it was stored, and runs again without the lost attempt
-    /// counted. A store shared by several nodes must write it before
-    /// answering (the default), so that no other node claims the task too.
-    async fn claim_task(&self, task: TaskRecord) -> Result<Option<TaskRecord>> {
-        self.update_task(task).await
-    }
     /// Tasks matching the filter, by id (oldest first).
     async fn list_tasks(&self, filter: TaskFilter) -> Result<Vec<TaskRecord>>;
     /// Tasks that may start now (of one target, or all): `queued` ones, and
