@@ -26,6 +26,8 @@ const PORT = Number(process.env.REDIS_PORT || 16379);
 const OUT = process.env.OUT;
 const inflightFor = (c) => Number(process.env.INFLIGHT || 0) || Math.max(200, 2 * WORKERS * c);
 
+// The peer's Redis settings (redisArgs in bullmq/run.js, which runs when loaded, so it
+// cannot be required).
 const redisArgs = (dir) => ['--port', String(PORT), '--bind', '127.0.0.1', '--protected-mode', 'yes', '--dir', dir,
   '--save', '', '--maxmemory-policy', 'noeviction',
   ...(MODE === 'aof' ? ['--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--appendonly', 'no'])];
